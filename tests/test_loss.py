@@ -1,0 +1,181 @@
+"""PerceptualLoss: equality with the lpips package, distances, reductions, checks, dtypes."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dpllib import DplError, PerceptualLoss, load_network, perceptual_distance
+from dpllib.loss import LPIPS_NET
+
+lpips = pytest.importorskip("lpips")
+
+
+def _lpips_pair(net: str, lin: bool):
+    """The reference LPIPS with a random backbone, and dpllib's LPIPS with the same backbone."""
+    ref = lpips.LPIPS(net=net, pnet_rand=True, lpips=lin, verbose=False).eval()
+    # lpips keeps torchvision's module indices inside its slices: net.sliceK.<idx>.<param>
+    state = {"features." + k.split(".", 1)[1]: v for k, v in ref.net.state_dict().items()}
+    ours = PerceptualLoss.lpips(net, lin=lin, weights=state, reduction="none")
+    return ref, ours
+
+
+@pytest.mark.parametrize("lin", [False, True])
+@pytest.mark.parametrize("net", list(LPIPS_NET))
+def test_equals_the_lpips_package(net, lin, photos):
+    ref, ours = _lpips_pair(net, lin)
+    x, y = torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 3, 64, 64) * 2 - 1
+    real = torch.cat([photos["chelsea"], photos["coffee"]]) * 2 - 1
+    other = torch.cat([photos["china"], photos["chelsea"].flip(-1)]) * 2 - 1
+    with torch.no_grad():
+        for a, b in ((x, y), (real, other)):
+            expected = ref(a, b).flatten()
+            got = ours(a, b)
+            assert torch.allclose(got, expected, atol=1e-5, rtol=0), (got, expected)
+            assert (got > 0).all()
+    # the same on [0, 1] inputs with lpips' normalize=True
+    ours01 = PerceptualLoss.lpips(net, lin=lin, weights={"features." + k.split(".", 1)[1]: v
+                                  for k, v in ref.net.state_dict().items()},
+                                  input_range=(0, 1), reduction="none")
+    with torch.no_grad():
+        assert torch.allclose(ours01(real * 0.5 + 0.5, other * 0.5 + 0.5),
+                              ref(real * 0.5 + 0.5, other * 0.5 + 0.5, normalize=True).flatten(), atol=1e-5)
+
+
+def test_spatial_map_equals_lpips_spatial(photos):
+    ref = lpips.LPIPS(net="alex", pnet_rand=True, spatial=True, verbose=False).eval()
+    state = {"features." + k.split(".", 1)[1]: v for k, v in ref.net.state_dict().items()}
+    ours = PerceptualLoss.lpips("alex", weights=state, reduction="map")
+    a, b = photos["chelsea"] * 2 - 1, photos["coffee"] * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(ours(a, b), ref(a, b), atol=1e-5)
+
+
+def test_mse_is_the_feature_mse():
+    loss = PerceptualLoss("vgg11", "relu2_1", weights="random", normalization="none")
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    head = load_network("vgg11", "random").features[:5]  # same seed: the same weights
+    fx, fy = head(x), head(y)
+    assert torch.allclose(loss(x, y), F.mse_loss(fx, fy), rtol=1e-5)
+    l1 = PerceptualLoss("vgg11", "relu2_1", weights="random", normalization="none", distance="l1")
+    assert torch.allclose(l1(x, y), F.l1_loss(fx, fy), rtol=1e-5)
+
+
+def test_reductions_and_point_weights():
+    x, y = torch.rand(4, 3, 48, 48), torch.rand(4, 3, 48, 48)
+    per_image = PerceptualLoss("resnet18", ["relu", "layer1"], weights="random", reduction="none")(x, y)
+    assert per_image.shape == (4,)
+    mean = PerceptualLoss("resnet18", ["relu", "layer1"], weights="random")(x, y)
+    assert torch.allclose(mean, per_image.mean())
+    weighted = PerceptualLoss("resnet18", ["relu", "layer1"], weights="random", point_weights=[2.0, 0.0],
+                              reduction="sum")(x, y)
+    relu_only = PerceptualLoss("resnet18", "relu", weights="random", reduction="sum")(x, y)
+    assert torch.allclose(weighted, 2 * relu_only)
+    assert PerceptualLoss("resnet18", "layer1", weights="random", reduction="map")(x, y).shape == (4, 1, 48, 48)
+
+
+def test_gradients_reach_the_images_not_the_network():
+    loss = PerceptualLoss("squeezenet1_1", "fire5", weights="random")
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    loss(x, torch.rand(2, 3, 64, 64)).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in loss.parameters())
+    loss.train()
+    assert not loss.extractor.training and not loss.extractor.graph_module.training
+
+
+def test_identical_images_have_zero_distance(photos):
+    loss = PerceptualLoss("efficientnet_lite0", ["stem", "stage4"], distance="lpips")
+    assert loss(photos["coffee"], photos["coffee"]).item() == pytest.approx(0, abs=1e-7)
+    assert loss(photos["coffee"], photos["china"]).item() > 0.01
+
+
+def test_functional_form_matches_module():
+    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    module = PerceptualLoss("alexnet", "relu2", weights="random")
+    assert torch.equal(perceptual_distance(x, y, "alexnet", "relu2", weights="random"), module(x, y))
+
+
+def test_bf16_autocast_close_to_fp32(photos):
+    loss = PerceptualLoss("efficientnet_lite0", "stage4")
+    a, b = photos["chelsea"], photos["china"]
+    full = loss(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = loss(a, b)
+    assert half.dtype == torch.float32 and torch.isfinite(half)
+    assert half.item() == pytest.approx(full.item(), rel=0.1)
+
+
+def test_works_under_torch_compile():
+    loss = PerceptualLoss("alexnet", ["relu1", "relu2"], weights="random")
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    y = torch.rand(2, 3, 64, 64)
+    compiled = torch.compile(loss, backend="aot_eager", fullgraph=True)
+    out = compiled(x, y)
+    assert torch.allclose(out, loss(x, y), rtol=1e-5)
+    out.backward()
+    assert x.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    loss = PerceptualLoss("vgg11", "relu3_2", weights="random")
+    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    assert torch.allclose(loss.cuda()(x.cuda(), y.cuda()).cpu(), loss.cpu()(x, y), rtol=1e-3)
+
+
+BAD_INPUTS = [
+    (lambda: (torch.rand(3, 32, 32), torch.rand(3, 32, 32)), "batch dimension"),
+    (lambda: (torch.rand(1, 4, 32, 32), torch.rand(1, 4, 32, 32)), "3 channels"),
+    (lambda: (torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)), "grayscale='rgb'"),
+    (lambda: (torch.rand(1, 3, 32, 32), torch.rand(1, 3, 40, 32)), "same shape"),
+    (lambda: (torch.full((1, 3, 32, 32), float("nan")), torch.rand(1, 3, 32, 32)), "NaN"),
+    (lambda: (torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32)), r"input_range=\(-1.0, 1.0\)"),
+    (lambda: ((torch.rand(1, 3, 32, 32) * 255).to(torch.uint8),) * 2, "float"),
+]
+
+
+@pytest.mark.parametrize("make, message", BAD_INPUTS)
+def test_bad_inputs_have_clear_errors(make, message):
+    loss = PerceptualLoss("resnet18", "layer1", weights="random")
+    with pytest.raises(DplError, match=message):
+        loss(*make())
+
+
+def test_grayscale_as_an_explicit_option():
+    loss = PerceptualLoss("resnet18", "layer1", weights="random", grayscale="rgb")
+    g = torch.rand(1, 1, 32, 32)
+    assert torch.allclose(loss(g, g * 0.5), loss(g.expand(-1, 3, -1, -1), g.expand(-1, 3, -1, -1) * 0.5))
+
+
+def test_too_small_for_the_deepest_point():
+    loss = PerceptualLoss("alexnet", "relu5", weights="random")
+    with pytest.raises(DplError, match=r"16x16 px are too small .* at least 31x31"):
+        loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+    assert loss(torch.rand(1, 3, 31, 31), torch.rand(1, 3, 31, 31)) >= 0
+
+
+def test_bad_configuration():
+    with pytest.raises(DplError, match="distance must be one of"):
+        PerceptualLoss("alexnet", "relu1", weights="random", distance="cosine")
+    with pytest.raises(DplError, match="input_range"):
+        PerceptualLoss("alexnet", "relu1", weights="random", input_range=(0, 255))
+    with pytest.raises(DplError, match="LPIPS's own network"):
+        PerceptualLoss("alexnet", "relu1", weights="random", distance="lpips", calibration="lpips")
+    with pytest.raises(DplError, match="64 channels"):
+        PerceptualLoss("alexnet", "relu2", weights="random", distance="lpips", calibration=[torch.ones(1, 64, 1, 1)])
+
+
+def test_lin_weights_download_path(tmp_path, monkeypatch, http_server):
+    """Without the lpips package the lin weights are downloaded, checked, cached."""
+    import dpllib.loss as loss_module
+    from pathlib import Path
+
+    server, base = http_server
+    src = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    server.files["/alex.pth"] = src.read_bytes()
+    monkeypatch.setattr(loss_module, "LPIPS_LIN_URL", base + "/{}.pth")
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path))
+    monkeypatch.setitem(__import__("sys").modules, "lpips", None)  # as if not installed
+    weights = loss_module.lpips_lin_weights("alex")
+    assert (tmp_path / "lpips" / "v0.1" / "alex.pth").is_file()
+    assert [w.shape[1] for w in weights] == [64, 192, 384, 256, 256]
