@@ -84,6 +84,18 @@ def main() -> None:
             print(f"{'vgg16 ' + point + ' (mse)':44s} {px:4d} {batch:5d} {mode:>9s} {rates[point, mode]:9.1f}")
     for mode in ("forward", "fwd+bwd"):
         print(f"vgg16 relu2_2 / relu5_3 speed-up, {mode}: {rates['relu2_2', mode] / rates['relu5_3', mode]:.2f}x")
+    # the ceiling: plain torchvision slices, no loss around them (FLOP ratio is 3.3x)
+    import torchvision
+
+    features = torchvision.models.vgg16().features.eval().to(dev, memory_format=torch.channels_last)
+    xx = torch.cat([x, y]).contiguous(memory_format=torch.channels_last)
+    plain = {}
+    for end in (9, 30):
+        def a():
+            with torch.no_grad():
+                features[:end](xx)
+        plain[end] = images_per_second(a, batch, args.repeats, dev)
+    print(f"plain torchvision vgg16.features[:9] / [:30] speed-up, forward: {plain[9] / plain[30]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,8 @@ class PerceptualLoss(nn.Module):
         check_inputs: validate shapes, values and range on every call (skipped under
             torch.compile); costs one device sync.
         seed: initialisation seed for ``weights="random"``.
+        channels_last: run the network in channels-last memory format (faster convolutions
+            on CPU and on CUDA tensor cores; same numbers to float precision).
 
     Inputs: two float tensors N x 3 x H x W in ``input_range``. The loss network is frozen and
     in eval mode; gradients flow to both inputs.
@@ -140,6 +142,7 @@ class PerceptualLoss(nn.Module):
         grayscale: str = "error",
         check_inputs: bool = True,
         seed: int = 0,
+        channels_last: bool = True,
     ):
         super().__init__()
         points = [points] if isinstance(points, (str, ExtractionPoint)) else list(points)
@@ -181,6 +184,8 @@ class PerceptualLoss(nn.Module):
         self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
         model = load_network(network, weights, seed=seed)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(memory_format=self.memory_format)
         self.weights_label = weights if isinstance(weights, str) and weights in ("imagenet", "random") else "file"
         self.extractor = FeatureExtractor(model, [p.module for p in self.points], resolve(network)[0])
         self.channel_weights = nn.ParameterList(
@@ -236,7 +241,7 @@ class PerceptualLoss(nn.Module):
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Features at each point for a batch in ``input_range`` (one truncated pass)."""
         try:
-            feats = self.extractor(self.normalize(images))
+            feats = self.extractor(self.normalize(images).contiguous(memory_format=self.memory_format))
         except (RuntimeError, ValueError) as err:
             self._raise_if_too_small(images, err)
             raise
