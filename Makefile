@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export DPL_DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install test bench-loss
+.PHONY: install test bench-loss bench-data
 
 install: $(STAMP)
 
@@ -21,3 +21,6 @@ test: $(STAMP)
 
 bench-loss: $(STAMP)
 	$(PY) benchmarks/loss_speed.py
+
+bench-data: $(STAMP)
+	$(PY) benchmarks/data_speed.py

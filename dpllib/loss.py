@@ -25,6 +25,7 @@ from torch import nn
 from .download import download
 from .errors import DplError
 from .features import FeatureExtractor
+from .paths import cache_dir
 from .networks import ExtractionPoint, network_info, resolve, resolve_point
 from .weights import Weights, load_network
 
@@ -53,11 +54,6 @@ LPIPS_LIN_SHA256 = {
 # Inputs may overshoot the declared range by this fraction of its span (network outputs do)
 # before the range check calls them wrong.
 RANGE_MARGIN = 0.1
-
-
-def cache_dir() -> Path:
-    """dpllib's writable cache (``DPL_CACHE``, default ``~/.cache/dpllib``)."""
-    return Path(os.environ.get("DPL_CACHE", Path.home() / ".cache" / "dpllib"))
 
 
 def lpips_lin_weights(net: str) -> list[torch.Tensor]:

@@ -1,0 +1,31 @@
+"""Where dpllib reads data and writes caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import DplError
+
+DATA_ROOT_ENV = "DPL_DATA_ROOT"
+CACHE_ENV = "DPL_CACHE"
+
+
+def cache_dir() -> Path:
+    """dpllib's writable cache (``$DPL_CACHE``, default ``~/.cache/dpllib``)."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "dpllib"))
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: ``root`` if given, else ``$DPL_DATA_ROOT``, else ``~/.cache/dpllib/data``.
+
+    It may be read-only: downloads go there only when it is writable, generated sets and
+    decode caches always go to :func:`cache_dir`.
+    """
+    path = Path(root if root is not None else os.environ.get(DATA_ROOT_ENV, cache_dir() / "data"))
+    path = path.expanduser()
+    if not path.is_dir():
+        raise DplError(f"the data root {path} does not exist. Point it at your data folder with "
+                       f"the environment variable {DATA_ROOT_ENV}=/path/to/data (or the data_root "
+                       "argument), or create it to let dpllib download into it.")
+    return path

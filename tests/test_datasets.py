@@ -1,0 +1,213 @@
+"""Data: the data root, loaders on real shared data and fabricated BAPPS trees, bad data,
+downloads of fabricated archives from a local HTTP server."""
+
+import io
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dpllib import DplError, UnavailableError
+from dpllib.datasets import (
+    DATASETS, JND, MassRoads, SRTestSet, SRTrainSet, TwoAFC, autoencoder_dataset, dataset_path,
+    degrade, make_severity_2afc, read_image, road_files,
+)
+from dpllib.datasets.core import DatasetSpec, RemoteFile, fetch
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch, shared_data):
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
+    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
+
+
+def _png(path, size=64, seed=0, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (size, size, 3) if mode == "RGB" else (size, size)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=None).save(path)
+
+
+def make_bapps_2afc(folder, n=3):
+    for i in range(n):
+        for k, part in enumerate(("ref", "p0", "p1")):
+            _png(folder / part / f"{i:06d}.png", seed=10 * i + k)
+        (folder / "judge").mkdir(exist_ok=True)
+        np.save(folder / "judge" / f"{i:06d}.npy", np.array([i / n], dtype=np.float32))
+
+
+def test_bapps_2afc_and_jnd_in_the_native_layout(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPL_DATA_ROOT", str(tmp_path))
+    make_bapps_2afc(tmp_path / "bapps" / "2afc" / "val" / "cnn")
+    jnd = tmp_path / "bapps" / "jnd" / "val" / "traditional"
+    for i in range(2):
+        _png(jnd / "p0" / f"{i}.png", seed=i)
+        _png(jnd / "p1" / f"{i}.png", seed=i + 5)
+        (jnd / "same").mkdir(exist_ok=True)
+        np.save(jnd / "same" / f"{i}.npy", np.array([0.25 * i]))
+    from dpllib.datasets import bapps_2afc, bapps_jnd
+
+    ds = bapps_2afc("val", "cnn")
+    item = ds[1]
+    assert len(ds) == 3 and item["ref"].shape == (3, 64, 64) and item["judge"] == pytest.approx(1 / 3)
+    assert 0 <= item["p0"].min() and item["p0"].max() <= 1
+    expected = np.asarray(Image.open(tmp_path / "bapps/2afc/val/cnn/p1/000001.png"))
+    assert torch.equal((item["p1"] * 255).round().byte(), torch.from_numpy(expected).permute(2, 0, 1))
+    j = bapps_jnd("traditional")
+    assert len(j) == 2 and j[1]["same"] == pytest.approx(0.25) and set(j[0]) == {"p0", "p1", "same"}
+
+
+def test_bapps_wrong_layout_names_the_missing_folder(tmp_path):
+    folder = tmp_path / "cnn"
+    make_bapps_2afc(folder)
+    import shutil
+
+    shutil.rmtree(folder / "p1")
+    with pytest.raises(DplError, match="no 'p1' sub-folder"):
+        TwoAFC(folder)
+    os.remove(folder / "judge" / "000000.npy")
+    with pytest.raises(DplError):
+        JND(folder)
+
+
+def test_missing_data_set_error_says_where_and_what(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPL_DATA_ROOT", str(tmp_path))
+    with pytest.raises(UnavailableError) as err:
+        dataset_path("bapps_2afc_val", download_missing=False)
+    text = str(err.value)
+    assert "bapps/2afc/val" in text and "twoafc_val.tar.gz" in text
+
+
+def test_missing_data_root_says_how_to_set_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("DPL_DATA_ROOT", str(tmp_path / "nope"))
+    with pytest.raises(DplError, match="DPL_DATA_ROOT"):
+        dataset_path("set5")
+
+
+def test_download_and_extract_from_a_local_server(tmp_path, http_server):
+    server, base = http_server
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for i in range(2):
+            img = io.BytesIO()
+            Image.new("RGB", (8, 8), (i, 0, 0)).save(img, format="PNG")
+            info = tarfile.TarInfo(f"Set5_HR/img{i}.png")
+            info.size = len(img.getvalue())
+            tar.addfile(info, io.BytesIO(img.getvalue()))
+    server.files["/Set5_HR.tar.gz"] = buf.getvalue()
+    import hashlib
+
+    spec = DatasetSpec("set5", "sr/Set5", (".",), files=((RemoteFile(f"{base}/Set5_HR.tar.gz",
+                       hashlib.sha256(buf.getvalue()).hexdigest()), "."),), moves=(("Set5_HR", "."),))
+    fetch(spec, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "sr" / "Set5").iterdir()) == ["img0.png", "img1.png"]
+    # a wrong checksum: refused, and no data set folder appears
+    bad = DatasetSpec("set14", "sr/Set14", (".",), files=((RemoteFile(f"{base}/Set5_HR.tar.gz", "0" * 64), "."),))
+    (tmp_path / ".downloads" / "Set5_HR.tar.gz").unlink()
+    with pytest.raises(DplError, match="sha256"):
+        fetch(bad, tmp_path)
+    assert not (tmp_path / "sr" / "Set14").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".set14")]
+
+
+def test_listing_download_for_mass_roads_layout(tmp_path, http_server):
+    server, base = http_server
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    server.files["/train/sat/index.html"] = b'<a href="a.tiff">a</a> <a href="../">up</a>'
+    server.files["/train/sat/a.tiff"] = png.getvalue()
+    spec = DatasetSpec("roads", "roads", ("train/sat",),
+                       files=((RemoteFile(f"{base}/train/sat/index.html", listing=True), "train/sat"),))
+    fetch(spec, tmp_path)
+    assert (tmp_path / "roads" / "train" / "sat" / "a.tiff").read_bytes() == png.getvalue()
+
+
+def test_bad_images_are_named_and_modes_converted(tmp_path):
+    good = tmp_path / "g.png"
+    _png(good)
+    (tmp_path / "trunc.png").write_bytes(good.read_bytes()[:100])
+    with pytest.raises(DplError, match="trunc.png"):
+        read_image(tmp_path / "trunc.png")
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(DplError, match="text.jpg"):
+        read_image(tmp_path / "text.jpg")
+    Image.fromarray(np.full((4, 4), 100, np.uint8)).save(tmp_path / "gray.png")
+    assert read_image(tmp_path / "gray.png").shape == (4, 4, 3)
+    Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(tmp_path / "rgba.png")
+    assert read_image(tmp_path / "rgba.png")[0, 0].tolist() == [10, 20, 30]
+    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(tmp_path / "deep.png")
+    assert read_image(tmp_path / "deep.png")[0, 0].tolist() == [255, 255, 255]
+
+
+def test_sr_sets_on_real_images():
+    set5 = SRTestSet("set5")
+    lr, hr = set5[0]
+    assert len(set5) == 5 and hr.shape[-2] == 4 * lr.shape[-2] and hr.shape[-1] % 4 == 0
+    assert len(SRTestSet("set14")) == 14 and len(SRTestSet("bsd100")) == 100
+    train = SRTrainSet("bsds500", limit=6)
+    lr, hr = train[0]
+    assert lr.shape == (3, 72, 72) and hr.shape == (3, 288, 288)
+    # the degradation: blur then bicubic; a constant image stays constant
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(degrade(flat), torch.full((1, 3, 4, 4), 0.3), atol=1e-6)
+
+
+def test_roads_subset_split_is_deterministic_and_disjoint():
+    splits = {s: road_files(s) for s in ("train", "val", "test")}
+    assert [len(v) for v in splits.values()] == [16, 4, 4]
+    names = [p.name for v in splits.values() for p, _ in v]
+    assert len(set(names)) == 24 and splits == {s: road_files(s) for s in splits}
+    img, mask = MassRoads("val")[0]
+    assert img.shape == (3, 224, 224) and set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_cifar10_local_folders():
+    ds = autoencoder_dataset("cifar10", "test", limit=50)
+    x, y = ds[0]
+    assert len(ds) == 50 and x.shape == (3, 32, 32) and set(ds.tensors[1].tolist()) == set(range(10))
+
+
+def test_svhn_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPL_DATA_ROOT", str(tmp_path))
+    with pytest.raises(UnavailableError, match="svhn"):
+        autoencoder_dataset("svhn", "test")
+
+
+def test_severity_2afc_is_deterministic_and_correct_by_construction(tmp_path, shared_data):
+    photos = sorted((shared_data / "bsds500" / "images" / "train").glob("*.jpg"))[:5]
+    a = make_severity_2afc(photos, tmp_path / "a", n_per_distortion=4, seed=3)
+    b = make_severity_2afc(photos, tmp_path / "b", n_per_distortion=4, seed=3)
+    for kind in ("blur", "jpeg"):
+        da, db = TwoAFC(a / "2afc" / "val" / kind), TwoAFC(b / "2afc" / "val" / kind)
+        assert torch.equal(da.tensors()["p0"], db.tensors()["p0"])
+        # the milder copy is closer to the reference in pixels too (a sanity check of the labels)
+        t = da.tensors()
+        d0 = (t["p0"].float() - t["ref"].float()).abs().mean((1, 2, 3))
+        d1 = (t["p1"].float() - t["ref"].float()).abs().mean((1, 2, 3))
+        assert torch.equal((d1 < d0).float(), t["judge"])
+
+
+def test_decode_cache_is_reused(tmp_path):
+    from dpllib.datasets import DecodeCache
+
+    _png(tmp_path / "a.png")
+    cache = DecodeCache(tmp_path / "cache")
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": torch.ones(2)}
+
+    cache.get([tmp_path / "a.png"], "t", build)
+    assert cache.get([tmp_path / "a.png"], "t", build)["x"].sum() == 2 and len(calls) == 1
+    cache.get([tmp_path / "a.png"], "other transform", build)
+    assert len(calls) == 2
+
+
+def test_registry_names_sources():
+    for spec in DATASETS.values():
+        assert spec.layout
+    assert DATASETS["bapps_2afc_val"].files[0][0].url.endswith("twoafc_val.tar.gz")
