@@ -154,6 +154,8 @@ def test_efficientnet_lite_weights_are_real_imagenet(name, photos):
 
 def test_timm_imagenet_offline_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import time
     with pytest.raises(UnavailableError, match="timm/resnet18"):
         load_network("timm:resnet18", "imagenet")

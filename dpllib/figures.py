@@ -1,0 +1,61 @@
+"""Figures for the notebooks: altair charts (rendered as static SVG, so they work offline) and
+image grids."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import torch
+
+
+def use_svg() -> None:
+    """Render altair charts as inline SVG (no CDN; needs vl-convert-python)."""
+    import altair as alt
+
+    alt.renderers.enable("svg")
+
+
+def image_grid(images: list[torch.Tensor], titles: list[str] | None = None, height: int = 160):
+    """A row of 3 x H x W (or 1 x H x W) images in [0, 1], scaled to ``height`` px, as an IPython
+    HTML object with captions."""
+    import base64
+
+    from IPython.display import HTML
+    from PIL import Image
+
+    cells = []
+    for i, img in enumerate(images):
+        img = img.detach().float().clamp(0, 1).cpu()
+        if img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
+        arr = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+        pil = Image.fromarray(arr)
+        pil = pil.resize((max(1, round(pil.width * height / pil.height)), height), Image.NEAREST)
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG")
+        src = base64.b64encode(buf.getvalue()).decode()
+        title = titles[i] if titles else ""
+        cells.append(f'<figure style="display:inline-block;margin:4px"><img src="data:image/png;base64,{src}"/>'
+                     f'<figcaption style="text-align:center">{title}</figcaption></figure>')
+    return HTML("<div>" + "".join(cells) + "</div>")
+
+
+def loss_curve(record: dict):
+    """Line chart of the training loss per step."""
+    import altair as alt
+
+    curve = record.get("loss_curve") or []
+    frame = pd.DataFrame({"step": range(1, len(curve) + 1), "loss": curve})
+    return alt.Chart(frame, title="training loss").mark_line().encode(x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(zero=False)))
+
+
+def split_bars(record: dict, metric: str, title: str | None = None):
+    """Grouped bars of ``metric`` per split and point (the 2AFC per-split figure)."""
+    import altair as alt
+
+    frame = pd.DataFrame(record["rows"])
+    frame = frame[frame["metric"] == metric]
+    return alt.Chart(frame, title=title or metric).mark_bar().encode(
+        x=alt.X("alias:N", title="point"), y=alt.Y("value:Q", scale=alt.Scale(zero=False)),
+        color="alias:N", column=alt.Column("split:N", title=None))

@@ -1,0 +1,102 @@
+"""The benchmarks' measures: 2AFC, JND mAP, PSNR/SSIM on Y, road completeness/correctness/quality.
+
+Every function takes tensors or arrays and returns plain floats (or per-item arrays).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import DplError
+
+
+def twoafc_credit(d0: torch.Tensor, d1: torch.Tensor, judge: torch.Tensor) -> torch.Tensor:
+    """Per-triplet 2AFC credit: 1 - judge if d0 < d1, judge if d1 < d0, 0.5 on a tie.
+
+    judge = fraction of people who found p1 closer to the reference (BAPPS convention).
+    """
+    if not (d0.shape == d1.shape == judge.shape):
+        raise DplError(f"d0, d1, judge must share a shape; got {tuple(d0.shape)}, {tuple(d1.shape)}, {tuple(judge.shape)}")
+    judge = judge.to(d0.dtype)
+    return torch.where(d0 < d1, 1 - judge, torch.where(d1 < d0, judge, torch.full_like(judge, 0.5)))
+
+
+def twoafc_score(d0: torch.Tensor, d1: torch.Tensor, judge: torch.Tensor) -> float:
+    """Mean 2AFC credit in [0, 1]."""
+    return float(twoafc_credit(d0, d1, judge).mean())
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """Area under the precision envelope (VOC style, all points)."""
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    idx = np.nonzero(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
+
+
+def jnd_map(distances: torch.Tensor | np.ndarray, same: torch.Tensor | np.ndarray) -> float:
+    """JND mAP: pairs ranked by distance (small first) retrieve the pairs people called the
+    same (``same`` = fraction of people, used as soft labels), in [0, 1]."""
+    d = np.asarray(distances, dtype=np.float64).reshape(-1)
+    s = np.asarray(same, dtype=np.float64).reshape(-1)
+    if d.shape != s.shape or d.size == 0:
+        raise DplError(f"distances and same must be equal-length and non-empty; got {d.shape}, {s.shape}")
+    order = np.argsort(d, kind="stable")
+    s = s[order]
+    tp = np.cumsum(s)
+    fp = np.cumsum(1 - s)
+    fn = s.sum() - tp
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    recall = tp / np.maximum(tp + fn, 1e-12)
+    return average_precision(recall, precision)
+
+
+def rgb_to_y(images: torch.Tensor) -> torch.Tensor:
+    """ITU-R BT.601 luma as in MATLAB's rgb2ycbcr, for N x 3 x H x W in [0, 1]; result in
+    [16/255, 235/255], shape N x 1 x H x W."""
+    w = images.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
+    return (16.0 + (images * w).sum(1, keepdim=True)) / 255.0
+
+
+def _crop(t: torch.Tensor, border: int) -> torch.Tensor:
+    return t[..., border:-border, border:-border] if border > 0 else t
+
+
+def psnr_y(prediction: torch.Tensor, target: torch.Tensor, border: int = 4) -> torch.Tensor:
+    """PSNR in dB on the Y channel, per image, after cropping ``border`` pixels on each side
+    (the usual x4 SR convention: border = scale). Inputs N x 3 x H x W in [0, 1]."""
+    if prediction.shape != target.shape:
+        raise DplError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ")
+    py, ty = _crop(rgb_to_y(prediction.clamp(0, 1)), border), _crop(rgb_to_y(target), border)
+    mse = (py - ty).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+    return 10 * torch.log10(1.0 / mse)
+
+
+def ssim_y(prediction: torch.Tensor, target: torch.Tensor, border: int = 4) -> np.ndarray:
+    """SSIM on the Y channel per image (scikit-image, Gaussian window sigma 1.5, data range 1),
+    after cropping ``border`` pixels."""
+    from skimage.metrics import structural_similarity
+
+    py = _crop(rgb_to_y(prediction.clamp(0, 1)), border).detach().cpu().double().numpy()
+    ty = _crop(rgb_to_y(target), border).detach().cpu().double().numpy()
+    return np.array([structural_similarity(a[0], b[0], data_range=1.0, gaussian_weights=True,
+                                           sigma=1.5, use_sample_covariance=False)
+                     for a, b in zip(py, ty)])
+
+
+def road_scores(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+    """Pixel-wise completeness TP/(TP+FN), correctness TP/(TP+FP), quality TP/(TP+FP+FN), per
+    image, for binary N x 1 x H x W masks. An undefined ratio (0/0) counts as 1 (nothing to find,
+    nothing wrongly found)."""
+    p, t = prediction.bool(), target.bool()
+    tp = (p & t).sum(dim=(1, 2, 3)).double()
+    fp = (p & ~t).sum(dim=(1, 2, 3)).double()
+    fn = (~p & t).sum(dim=(1, 2, 3)).double()
+
+    def ratio(num, den):
+        return torch.where(den > 0, num / den.clamp_min(1), torch.ones_like(num)).numpy()
+
+    return {"completeness": ratio(tp, tp + fn), "correctness": ratio(tp, tp + fp),
+            "quality": ratio(tp, tp + fp + fn)}

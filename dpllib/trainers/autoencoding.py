@@ -1,0 +1,159 @@
+"""Dimensionality reduction (Pihlgren et al. 2020): a deterministic conv autoencoder (z = 64)
+trained with a single-point feature MSE (baseline: pixel MSE); the embedding is scored by the
+test accuracy of 7 small MLPs trained on frozen training-set embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..datasets import autoencoder_dataset
+from ..errors import DplError
+from .common import (BASELINE, CellConfig, alias_of, autocast, batches, loss_for, make_record,
+                     pick_device, row, seed_everything, train_steps)
+
+Z = 64
+PROBE_SHAPES: tuple[tuple[int, ...], ...] = ((), (32,), (64,), (32, 32), (64, 32), (64, 64), (128, 128))
+DATASETS = ("cifar10", "svhn", "stl10")
+LOSS_MIN_SIZE = 64  # 32 px images are upsampled to this before the loss network
+
+
+class ConvAutoencoder(nn.Module):
+    """4 stride-2 convs -> z (deterministic) -> 4 stride-2 transposed convs; images in [0, 1]."""
+
+    def __init__(self, size: int, z: int = Z, width: int = 32):
+        super().__init__()
+        if size % 16:
+            raise DplError(f"image size {size} must be a multiple of 16")
+        chs = [3, width, width * 2, width * 4, width * 8]
+        enc = []
+        for a, b in zip(chs[:-1], chs[1:]):
+            enc += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.BatchNorm2d(b), nn.LeakyReLU(0.2)]
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(chs[-1] * (size // 16) ** 2, z))
+        self.side = size // 16
+        self.expand = nn.Linear(z, chs[-1] * self.side**2)
+        dec = []
+        rev = chs[::-1]
+        for i, (a, b) in enumerate(zip(rev[:-1], rev[1:])):
+            dec += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1)]
+            if i < 3:
+                dec += [nn.BatchNorm2d(b), nn.LeakyReLU(0.2)]
+        self.decoder = nn.Sequential(*dec, nn.Sigmoid())
+        self.top = chs[-1]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.expand(z).view(-1, self.top, self.side, self.side))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def probe_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor, test_y: torch.Tensor,
+                   hidden: tuple[int, ...], epochs: int, seed: int, patience: int | None = None) -> float:
+    """Test accuracy in [0, 1] of an MLP (``hidden`` layer sizes, ReLU) trained full-batch with Adam
+    on standardised embeddings; with ``patience``, stops when a 10% hold-out stops improving."""
+    torch.manual_seed(seed)
+    mean, std = train_z.mean(0), train_z.std(0).clamp_min(1e-6)
+    tr, te = (train_z - mean) / std, (test_z - mean) / std
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    layers, width = [], tr.shape[1]
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    mlp = nn.Sequential(*layers, nn.Linear(width, classes))
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-2, weight_decay=1e-4)
+    n_hold = len(tr) // 10 if patience else 0
+    fit_x, fit_y = tr[n_hold:], train_y[n_hold:]
+    best, best_state, wait = -1.0, None, 0
+    for _ in range(epochs):
+        opt.zero_grad()
+        F.cross_entropy(mlp(fit_x), fit_y).backward()
+        opt.step()
+        if patience:
+            with torch.no_grad():
+                acc = (mlp(tr[:n_hold]).argmax(1) == train_y[:n_hold]).float().mean().item()
+            if acc > best:
+                best, best_state, wait = acc, {k: v.clone() for k, v in mlp.state_dict().items()}, 0
+            else:
+                wait += 1
+                if wait >= patience:
+                    break
+    if best_state is not None:
+        mlp.load_state_dict(best_state)
+    with torch.no_grad():
+        return (mlp(te).argmax(1) == test_y).float().mean().item()
+
+
+def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
+    """Train one autoencoder cell and score its embedding; returns the result record."""
+    cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
+    if cfg.network != BASELINE and len(cfg.points) != 1:
+        raise DplError("autoencoding trains with one extraction point per cell; make one cell per point")
+    if cfg.dataset not in DATASETS:
+        raise DplError(f"autoencoding dataset must be one of {DATASETS}, got {cfg.dataset!r}")
+
+    def body() -> dict:
+        s = cfg.settings()
+        gen = seed_everything(cfg.seed)
+        device = pick_device(cfg.device)
+        train = autoencoder_dataset(cfg.dataset, "train", cfg.data_root, s["train_limit"])
+        test = autoencoder_dataset(cfg.dataset, "test", cfg.data_root, s["test_limit"])
+        x_train, y_train = train.tensors
+        x_test, y_test = test.tensors
+        size = x_train.shape[-1]
+        model = ConvAutoencoder(size).to(device)
+        if cfg.network == BASELINE:
+            point, alias = None, BASELINE
+            criterion = F.mse_loss
+        else:
+            point = cfg.points[0]
+            alias = alias_of(cfg.network, point)
+            perceptual = loss_for(cfg, point, "imagenet", device)
+
+            def criterion(recon, target):
+                if size < LOSS_MIN_SIZE:
+                    recon = F.interpolate(recon, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
+                    target = F.interpolate(target, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
+                return perceptual(recon, target)
+        opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
+        index = batches(len(x_train), s["batch_size"], gen)
+
+        def step(_i):
+            model.train()
+            x = x_train[next(index)].to(device)
+            with autocast(device):
+                recon = model(x)
+            loss = criterion(recon.float(), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        steps = s.get("steps") or s["epochs"] * max(1, len(x_train) // s["batch_size"])
+        curve = train_steps(step, steps, f"AE {cfg.network} {alias}", progress=progress)
+        model.eval()
+        with torch.no_grad():
+            z_train = torch.cat([model.encode(x_train[b:b + 512].to(device)).float().cpu() for b in range(0, len(x_train), 512)])
+            z_test = torch.cat([model.encode(x_test[b:b + 512].to(device)).float().cpu() for b in range(0, len(x_test), 512)])
+            recon_mse = float(np.mean([F.mse_loss(model(x_test[b:b + 512].to(device)).float().cpu(), x_test[b:b + 512]).item()
+                                       for b in range(0, len(x_test), 512)]))
+            if examples is not None:
+                examples.update(original=x_test[:8], reconstruction=model(x_test[:8].to(device)).float().cpu())
+        rows = []
+        accs = []
+        for hidden in PROBE_SHAPES:
+            acc = probe_accuracy(z_train, y_train, z_test, y_test, hidden, s["probe_epochs"], cfg.seed, s["patience"])
+            accs.append(acc)
+            rows.append(row(point, alias, "probe_accuracy", acc, "[" + ",".join(map(str, hidden)) + "]"))
+        rows.append(row(point, alias, "probe_accuracy", float(np.mean(accs)), "mean"))
+        rows.append(row(point, alias, "reconstruction_mse", recon_mse, "test"))
+        return {"rows": rows, "loss_curve": curve,
+                "data": {"dataset": cfg.dataset, "train": len(x_train), "test": len(x_test), "size": size,
+                         "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}}
+
+    return make_record(cfg, body)

@@ -1,0 +1,206 @@
+"""Perceptual similarity (Zhang et al. 2018, LPIPS) as the study evaluates loss networks.
+
+Distance per point: unit-normalise features over channels, squared difference, sum over
+channels (uncalibrated) or learned non-negative 1x1 weights ("lin", trained with LPIPS's
+ranking network), spatial mean. Scores: 2AFC per split and their unweighted mean; JND mAP.
+All points of one network come from one pass of feature computation over each batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..datasets import JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, severity_2afc
+from ..errors import DplError
+from ..loss import PerceptualLoss, feature_distance_map
+from ..metrics import jnd_map, twoafc_score
+from .common import (BASELINE, CellConfig, alias_of, make_record, pick_device, row,
+                     seed_everything, train_steps)
+
+DATASETS = ("bapps", "severity")
+
+
+class RankingNet(nn.Module):
+    """LPIPS's small network mapping (d0, d1) to P(p1 judged closer)."""
+
+    def __init__(self, hidden: int = 32, eps: float = 0.1):
+        super().__init__()
+        self.eps = eps
+        self.net = nn.Sequential(nn.Conv2d(5, hidden, 1), nn.LeakyReLU(0.2), nn.Conv2d(hidden, hidden, 1),
+                                 nn.LeakyReLU(0.2), nn.Conv2d(hidden, 1, 1), nn.Sigmoid())
+
+    def forward(self, d0: torch.Tensor, d1: torch.Tensor) -> torch.Tensor:
+        d0, d1 = d0.view(-1, 1, 1, 1), d1.view(-1, 1, 1, 1)
+        x = torch.cat([d0, d1, d0 - d1, d0 / (d1 + self.eps), d1 / (d0 + self.eps)], dim=1)
+        return self.net(x).view(-1)
+
+
+def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[TwoAFC]]:
+    """(val 2AFC by split, JND by split, train 2AFC sets)."""
+    if cfg.dataset == "bapps":
+        val = {s: bapps_2afc("val", s, cfg.data_root) for s in TWOAFC_VAL}
+        jnd = {s: bapps_jnd(s, cfg.data_root) for s in JND_VAL}
+        train = [bapps_2afc("train", s, cfg.data_root) for s in TWOAFC_TRAIN]
+    elif cfg.dataset == "severity":
+        n = settings["severity_n"]
+        val = severity_2afc(cfg.data_root, n_per_distortion=n, seed=0)
+        jnd = {}
+        train = list(severity_2afc(cfg.data_root, n_per_distortion=n, seed=1).values())
+    else:
+        raise DplError(f"similarity data set must be one of {DATASETS}, got {cfg.dataset!r}")
+    return val, jnd, train
+
+
+class Distances:
+    """Per-point distances of image pairs from one feature pass per batch."""
+
+    def __init__(self, cfg: CellConfig, device: torch.device):
+        self.baseline = cfg.network == BASELINE
+        self.device = device
+        if not self.baseline:
+            self.loss = PerceptualLoss(cfg.network, cfg.points, weights=cfg.weights, distance="lpips",
+                                       normalization="imagenet", seed=cfg.seed).to(device)
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        images = images.to(self.device).float() / 255
+        if self.baseline:
+            return [images]
+        with torch.no_grad():
+            return self.loss.features(images)
+
+    def distance(self, i: int, a: torch.Tensor, b: torch.Tensor, lin: torch.Tensor | None = None) -> torch.Tensor:
+        if self.baseline:
+            return (a - b).pow(2).mean(dim=(1, 2, 3))
+        return feature_distance_map(a, b, "lpips", lin).mean(dim=(1, 2, 3))
+
+
+def _score_2afc(dist: Distances, data: TwoAFC, n_points: int, lins, batch: int, limit: int | None):
+    t = data.tensors()
+    n = len(data) if limit is None else min(limit, len(data))
+    d0s = [[] for _ in range(n_points)]
+    d1s = [[] for _ in range(n_points)]
+    for s in range(0, n, batch):
+        e = min(n, s + batch)
+        k = e - s
+        feats = dist.features(torch.cat([t["ref"][s:e], t["p0"][s:e], t["p1"][s:e]]))  # one pass
+        for i, f in enumerate(feats):
+            with torch.no_grad():
+                lin = lins[i] if lins else None
+                d0s[i].append(dist.distance(i, f[:k], f[k:2 * k], lin).cpu())
+                d1s[i].append(dist.distance(i, f[:k], f[2 * k:], lin).cpu())
+    judge = t["judge"][:n]
+    return [twoafc_score(torch.cat(d0), torch.cat(d1), judge) for d0, d1 in zip(d0s, d1s)]
+
+
+def _score_jnd(dist: Distances, data, n_points: int, lins, batch: int, limit: int | None):
+    t = data.tensors()
+    n = len(data) if limit is None else min(limit, len(data))
+    ds = [[] for _ in range(n_points)]
+    for s in range(0, n, batch):
+        e = min(n, s + batch)
+        k = e - s
+        feats = dist.features(torch.cat([t["p0"][s:e], t["p1"][s:e]]))
+        for i, f in enumerate(feats):
+            with torch.no_grad():
+                ds[i].append(dist.distance(i, f[:k], f[k:], lins[i] if lins else None).cpu())
+    return [jnd_map(torch.cat(d), t["same"][:n]) for d in ds]
+
+
+def _train_lin(dist: Distances, train: list[TwoAFC], n_points: int, settings: dict, gen: torch.Generator,
+               progress: bool):
+    """LPIPS 'lin': non-negative channel weights per point, trained through a ranking net
+    (BCE against judge), Adam(lr, betas=(0.5, 0.999)), weights clamped >= 0 after each step."""
+    device = dist.device
+    channels = [p.channels for p in dist.loss.points]
+    lins = [nn.Parameter(torch.ones(1, c, 1, 1, device=device)) for c in channels]
+    rankers = nn.ModuleList(RankingNet() for _ in range(n_points)).to(device)
+    params = list(lins) + list(rankers.parameters())
+    opt = torch.optim.Adam(params, lr=settings["lr"], betas=(0.5, 0.999))
+    tensors = [d.tensors() for d in train]
+    sizes = torch.tensor([len(d) for d in train])
+    total = int(sizes.sum())
+    batch = settings["batch_size"]
+    if "lin_epochs" in settings:
+        steps = settings["lin_epochs"] * max(1, total // batch)
+    else:
+        steps = settings["lin_steps"]
+    decay_from = steps // 2  # LPIPS: constant lr for half the epochs, then linear decay to 0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < decay_from else max(0.0, (steps - s) / (steps - decay_from)))
+    bce = nn.BCELoss()
+    offsets = torch.cumsum(sizes, 0) - sizes
+
+    def fetch(idx):
+        parts = {k: [] for k in ("ref", "p0", "p1", "judge")}
+        for j in idx.tolist():
+            d = int(torch.searchsorted(offsets, torch.tensor(j), right=True)) - 1
+            local = j - int(offsets[d])
+            for k in parts:
+                parts[k].append(tensors[d][k][local])
+        return {k: torch.stack(v) for k, v in parts.items()}
+
+    def step(_i):
+        idx = torch.randint(0, total, (batch,), generator=gen)
+        b = fetch(idx)
+        k = len(idx)
+        feats = dist.features(torch.cat([b["ref"], b["p0"], b["p1"]]))
+        judge = b["judge"].to(device).float()
+        loss = 0.0
+        for i, f in enumerate(feats):
+            d0 = dist.distance(i, f[:k], f[k:2 * k], lins[i])
+            d1 = dist.distance(i, f[:k], f[2 * k:], lins[i])
+            loss = loss + bce(rankers[i](d0, d1).clamp(1e-6, 1 - 1e-6), judge)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for w in lins:
+                w.clamp_(min=0)
+        return loss.item() / n_points
+
+    curve = train_steps(step, steps, "lin calibration", progress=progress)
+    return [w.detach() for w in lins], curve
+
+
+def run(cfg: CellConfig | dict, progress: bool = True) -> dict:
+    """Evaluate one network's points (uncalibrated and lin) and return the result record."""
+    cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
+
+    def body() -> dict:
+        settings = cfg.settings()
+        gen = seed_everything(cfg.seed)
+        device = pick_device(cfg.device)
+        val, jnd, train = _data(cfg, settings)
+        dist = Distances(cfg, device)
+        points = cfg.points if not dist.baseline else [BASELINE]
+        n = len(points)
+        aliases = [alias_of(cfg.network, p) for p in points]
+        rows = []
+        variants = {"2afc": None}
+        curve = []
+        if not dist.baseline:
+            lins, curve = _train_lin(dist, train, n, settings, gen, progress)
+            variants["2afc_lin"] = lins
+        batch, limit = settings["batch_size"], settings["eval_limit"]
+        for metric, lins in variants.items():
+            per_split = {s: _score_2afc(dist, d, n, lins, batch, limit) for s, d in val.items()}
+            for i, (p, a) in enumerate(zip(points, aliases)):
+                for s, scores in per_split.items():
+                    rows.append(row(p, a, metric, scores[i], s))
+                rows.append(row(p, a, metric, sum(v[i] for v in per_split.values()) / len(per_split), "mean"))
+            if jnd:
+                jmetric = "jnd_map" + metric[4:]
+                per_jnd = {s: _score_jnd(dist, d, n, lins, batch, limit) for s, d in jnd.items()}
+                for i, (p, a) in enumerate(zip(points, aliases)):
+                    for s, scores in per_jnd.items():
+                        rows.append(row(p, a, jmetric, scores[i], s))
+                    rows.append(row(p, a, jmetric, sum(v[i] for v in per_jnd.values()) / len(per_jnd), "mean"))
+        return {"rows": rows, "loss_curve": curve,
+                "data": {"val_splits": {s: len(d) for s, d in val.items()},
+                         "jnd_splits": {s: len(d) for s, d in jnd.items()},
+                         "train_items": sum(len(d) for d in train),
+                         "kind": "BAPPS (human judgements)" if cfg.dataset == "bapps"
+                         else "severity 2AFC (synthetic, known answers)"}}
+
+    return make_record(cfg, body)

@@ -1,0 +1,155 @@
+"""Super-resolution x4 (Johnson et al. 2016) trained with a single-point feature loss.
+
+Loss: feature MSE at the chosen point only (no pixel term, no TV, no ImageNet normalisation,
+as the study); the baseline trains with pixel MSE. The checkpoint with the best validation
+PSNR is kept. Test: PSNR and SSIM on the Y channel after cropping 4 border pixels (= scale),
+on Set5, Set14 and BSD100; the bicubic upscale is reported alongside.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..datasets import SRTestSet, SRTrainSet, upscale_bicubic
+from ..errors import DplError
+from ..metrics import psnr_y, ssim_y
+from .common import (BASELINE, CellConfig, alias_of, autocast, batches, loss_for, make_record,
+                     pick_device, row, seed_everything, train_steps)
+
+TRAIN_SOURCES = ("coco", "bsds500")
+TEST_SETS = ("set5", "set14", "bsd100")
+BORDER = 4
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class TransformNetSR(nn.Module):
+    """Johnson et al.'s x4 super-resolution network: 9x9 conv, 4 residual blocks (64 channels),
+    two stride-1/2 convolutions, 9x9 conv, scaled tanh. Input/output in [0, 1]."""
+
+    def __init__(self, channels: int = 64, blocks: int = 4, scale: int = 4):
+        super().__init__()
+        layers = [nn.Conv2d(3, channels, 9, padding=4), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+        layers += [ResidualBlock(channels) for _ in range(blocks)]
+        for _ in range(int(np.log2(scale))):
+            layers += [nn.ConvTranspose2d(channels, channels, 3, stride=2, padding=1, output_padding=1),
+                       nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+        layers += [nn.Conv2d(channels, 3, 9, padding=4)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return (torch.tanh(self.net(lr)) + 1) / 2
+
+
+def evaluate(model: nn.Module, data, device: torch.device, limit: int | None = None) -> dict[str, np.ndarray]:
+    """Per-image PSNR/SSIM (Y, border 4) of the model and of bicubic upscaling."""
+    model.eval()
+    out = {"psnr": [], "ssim": [], "psnr_bicubic": [], "ssim_bicubic": []}
+    n = len(data) if limit is None else min(limit, len(data))
+    with torch.no_grad():
+        for i in range(n):
+            lr, hr = data[i]
+            lr, hr = lr[None].to(device), hr[None].to(device)
+            with autocast(device):
+                sr = model(lr)
+            sr = sr.float()
+            bic = upscale_bicubic(lr)
+            out["psnr"].append(psnr_y(sr, hr, BORDER).item())
+            out["ssim"].append(float(ssim_y(sr, hr, BORDER)[0]))
+            out["psnr_bicubic"].append(psnr_y(bic, hr, BORDER).item())
+            out["ssim_bicubic"].append(float(ssim_y(bic, hr, BORDER)[0]))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
+    """Train and test one (network, point) cell; returns the result record. When ``examples``
+    is a dict, it receives a few (lr, sr, bicubic, hr) test images for figures."""
+    cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
+    if cfg.network != "baseline" and len(cfg.points) != 1:
+        raise DplError("super_resolution trains with one extraction point per cell; "
+                       f"got {len(cfg.points)}: make one cell per point")
+    if cfg.dataset not in TRAIN_SOURCES:
+        raise DplError(f"super_resolution dataset must be one of {TRAIN_SOURCES}, got {cfg.dataset!r}")
+
+    def body() -> dict:
+        s = cfg.settings()
+        gen = seed_everything(cfg.seed)
+        device = pick_device(cfg.device)
+        train = SRTrainSet(cfg.dataset, cfg.data_root, limit=s["train_limit"] + s["val_images"],
+                           seed=cfg.seed, hr_size=s["hr_size"])
+        n_train = len(train) - s["val_images"]
+        if n_train < 1:
+            raise DplError(f"only {len(train)} training images for {s['val_images']} validation images")
+        val_idx = list(range(n_train, len(train)))
+        model = TransformNetSR().to(device)
+        if cfg.network == BASELINE:
+            point, alias = None, BASELINE
+            criterion = F.mse_loss
+        else:
+            point = cfg.points[0]
+            alias = alias_of(cfg.network, point)
+            criterion = loss_for(cfg, point, "none", device)
+        opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
+        index = batches(n_train, s["batch_size"], gen)
+        best = {"psnr": -np.inf, "state": None, "step": 0}
+        val_curve = []
+
+        def step(_i):
+            model.train()
+            idx = next(index)
+            lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in idx.tolist())))
+            with autocast(device):
+                sr = model(lr)
+            loss = criterion(sr.float(), hr)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        def validate(at_step):
+            model.eval()
+            with torch.no_grad():
+                lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in val_idx)))
+                psnr = psnr_y(model(lr).float(), hr, BORDER).mean().item()
+            val_curve.append([at_step, psnr])
+            if psnr > best["psnr"]:
+                best.update(psnr=psnr, state=copy.deepcopy(model.state_dict()), step=at_step)
+
+        steps = s.get("steps") or s["epochs"] * max(1, n_train // s["batch_size"])
+        curve = train_steps(step, steps, f"SR {cfg.network} {alias}", validate, s["eval_every"], progress)
+        model.load_state_dict(best["state"])
+        rows = []
+        for name in TEST_SETS:
+            test = SRTestSet(name, cfg.data_root)
+            scores = evaluate(model, test, device, s["test_limit"])
+            for metric, values in scores.items():
+                rows.append(row(point, alias, metric, values.mean(), name))
+            if examples is not None and name == "set5":
+                lr, hr = test[0]
+                with torch.no_grad():
+                    sr = model(lr[None].to(device)).float().cpu()[0]
+                examples.update(lr=lr, sr=sr, bicubic=upscale_bicubic(lr[None])[0], hr=hr)
+        return {"rows": rows, "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"],
+                "data": {"train_images": n_train, "val_images": len(val_idx),
+                         "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco"
+                         else "BSDS500 train+test (stand-in for MS-COCO)",
+                         "test_sets": {n: (len(SRTestSet(n, cfg.data_root)) if s["test_limit"] is None
+                                           else min(s["test_limit"], len(SRTestSet(n, cfg.data_root))))
+                                       for n in TEST_SETS},
+                         "metrics_note": "PSNR/SSIM on Y (BT.601), 4-pixel border cropped"}}
+
+    return make_record(cfg, body)
