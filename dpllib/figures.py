@@ -42,12 +42,18 @@ def image_grid(images: list[torch.Tensor], titles: list[str] | None = None, heig
 
 
 def loss_curve(record: dict):
-    """Line chart of the training loss per step."""
+    """Line chart of the training loss per step (one line per point when the cell trained several)."""
     import altair as alt
 
-    curve = record.get("loss_curve") or []
-    frame = pd.DataFrame({"step": range(1, len(curve) + 1), "loss": curve})
-    return alt.Chart(frame, title="training loss").mark_line().encode(x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(zero=False)))
+    curves = record.get("loss_curve") or []
+    if not isinstance(curves, dict):
+        curves = {"loss": curves}
+    frame = pd.DataFrame([{"step": i + 1, "loss": v, "point": alias}
+                          for alias, curve in curves.items() for i, v in enumerate(curve)])
+    if frame.empty:
+        frame = pd.DataFrame({"step": [], "loss": [], "point": []})
+    return alt.Chart(frame, title="training loss").mark_line().encode(
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="point:N")
 
 
 def split_bars(record: dict, metric: str, title: str | None = None):

@@ -1,7 +1,6 @@
 """The registry: study networks and points, metadata, names, weights loading."""
 
 import csv
-import os
 
 import pytest
 import torch

@@ -91,6 +91,9 @@ def test_baselines_run():
         assert {r["alias"] for r in rec["rows"]} == {"baseline"}
 
 
-def test_one_point_per_training_cell():
-    with pytest.raises(DplError, match="one extraction point per cell"):
-        super_resolution.run(cfg("super_resolution", points=["stem", "stage1"]))
+def test_one_model_per_point_from_the_same_seed():
+    rec = autoencoding.run(cfg("autoencoding", points=["stem", "stage1"]), progress=False)
+    alone = autoencoding.run(cfg("autoencoding", points=["stage1"]), progress=False)
+    assert set(rec["loss_curve"]) == {"stem", "stage1"}
+    assert rec["loss_curve"]["stage1"] == alone["loss_curve"]["stage1"]
+    assert [r for r in rec["rows"] if r["alias"] == "stage1"] == alone["rows"]

@@ -7,7 +7,7 @@ import os
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from ..errors import DplError, UnavailableError
 from ..paths import data_root

@@ -124,7 +124,7 @@ def dataset_path(name: str, root: str | os.PathLike | None = None, download_miss
     if not spec.files or not download_missing:
         raise UnavailableError(manual + " Place the files there by hand.")
     if not os.access(base, os.W_OK):
-        raise UnavailableError(manual + f" The data root is read-only, so dpllib cannot download "
+        raise UnavailableError(manual + " The data root is read-only, so dpllib cannot download "
                                "into it: download there by hand or point DPL_DATA_ROOT elsewhere.")
     try:
         fetch(spec, base)

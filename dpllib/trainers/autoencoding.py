@@ -11,8 +11,8 @@ from torch import nn
 
 from ..datasets import autoencoder_dataset
 from ..errors import DplError
-from .common import (BASELINE, CellConfig, alias_of, autocast, batches, loss_for, make_record,
-                     pick_device, row, seed_everything, train_steps)
+from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
+                     row, train_steps)
 
 Z = 64
 PROBE_SHAPES: tuple[tuple[int, ...], ...] = ((), (32,), (64,), (32, 32), (64, 32), (64, 64), (128, 128))
@@ -90,70 +90,67 @@ def probe_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.T
 
 
 def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
-    """Train one autoencoder cell and score its embedding; returns the result record."""
+    """Train one autoencoder per point of the cell and score its embedding; returns the result
+    record. When ``examples`` is a dict, it receives {alias: {original, reconstruction}}."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-    if cfg.network != BASELINE and len(cfg.points) != 1:
-        raise DplError("autoencoding trains with one extraction point per cell; make one cell per point")
     if cfg.dataset not in DATASETS:
         raise DplError(f"autoencoding dataset must be one of {DATASETS}, got {cfg.dataset!r}")
 
     def body() -> dict:
         s = cfg.settings()
-        gen = seed_everything(cfg.seed)
         device = pick_device(cfg.device)
         train = autoencoder_dataset(cfg.dataset, "train", cfg.data_root, s["train_limit"])
         test = autoencoder_dataset(cfg.dataset, "test", cfg.data_root, s["test_limit"])
         x_train, y_train = train.tensors
         x_test, y_test = test.tensors
         size = x_train.shape[-1]
-        model = ConvAutoencoder(size).to(device)
-        if cfg.network == BASELINE:
-            point, alias = None, BASELINE
-            criterion = F.mse_loss
-        else:
-            point = cfg.points[0]
-            alias = alias_of(cfg.network, point)
-            perceptual = loss_for(cfg, point, "imagenet", device)
+        def train_point(point, alias, gen) -> dict:
+            model = ConvAutoencoder(size).to(device)
+            if point is None:
+                criterion = F.mse_loss
+            else:
+                perceptual = loss_for(cfg, point, "imagenet", device)
 
-            def criterion(recon, target):
-                if size < LOSS_MIN_SIZE:
-                    recon = F.interpolate(recon, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
-                    target = F.interpolate(target, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
-                return perceptual(recon, target)
-        opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
-        index = batches(len(x_train), s["batch_size"], gen)
+                def criterion(recon, target):
+                    if size < LOSS_MIN_SIZE:
+                        recon = F.interpolate(recon, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
+                        target = F.interpolate(target, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
+                    return perceptual(recon, target)
+            opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
+            index = batches(len(x_train), s["batch_size"], gen)
 
-        def step(_i):
-            model.train()
-            x = x_train[next(index)].to(device)
-            with autocast(device):
-                recon = model(x)
-            loss = criterion(recon.float(), x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.item()
+            def step(_i):
+                model.train()
+                x = x_train[next(index)].to(device)
+                with autocast(device):
+                    recon = model(x)
+                loss = criterion(recon.float(), x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                return loss.item()
 
-        steps = s.get("steps") or s["epochs"] * max(1, len(x_train) // s["batch_size"])
-        curve = train_steps(step, steps, f"AE {cfg.network} {alias}", progress=progress)
-        model.eval()
-        with torch.no_grad():
-            z_train = torch.cat([model.encode(x_train[b:b + 512].to(device)).float().cpu() for b in range(0, len(x_train), 512)])
-            z_test = torch.cat([model.encode(x_test[b:b + 512].to(device)).float().cpu() for b in range(0, len(x_test), 512)])
-            recon_mse = float(np.mean([F.mse_loss(model(x_test[b:b + 512].to(device)).float().cpu(), x_test[b:b + 512]).item()
-                                       for b in range(0, len(x_test), 512)]))
+            steps = s.get("steps") or s["epochs"] * max(1, len(x_train) // s["batch_size"])
+            curve = train_steps(step, steps, f"AE {cfg.network} {alias}", progress=progress)
+            model.eval()
+            with torch.no_grad():
+                z_train, z_test, recon = (
+                    torch.cat([f(x[b:b + 512].to(device)).float().cpu() for b in range(0, len(x), 512)])
+                    for f, x in ((model.encode, x_train), (model.encode, x_test), (model, x_test)))
+            rows, accs = [], []
+            for hidden in PROBE_SHAPES:
+                acc = probe_accuracy(z_train, y_train, z_test, y_test, hidden, s["probe_epochs"], cfg.seed, s["patience"])
+                accs.append(acc)
+                rows.append(row(point, alias, "probe_accuracy", acc, "[" + ",".join(map(str, hidden)) + "]"))
+            rows.append(row(point, alias, "probe_accuracy", float(np.mean(accs)), "mean"))
+            rows.append(row(point, alias, "reconstruction_mse", F.mse_loss(recon, x_test).item(), "test"))
             if examples is not None:
-                examples.update(original=x_test[:8], reconstruction=model(x_test[:8].to(device)).float().cpu())
-        rows = []
-        accs = []
-        for hidden in PROBE_SHAPES:
-            acc = probe_accuracy(z_train, y_train, z_test, y_test, hidden, s["probe_epochs"], cfg.seed, s["patience"])
-            accs.append(acc)
-            rows.append(row(point, alias, "probe_accuracy", acc, "[" + ",".join(map(str, hidden)) + "]"))
-        rows.append(row(point, alias, "probe_accuracy", float(np.mean(accs)), "mean"))
-        rows.append(row(point, alias, "reconstruction_mse", recon_mse, "test"))
-        return {"rows": rows, "loss_curve": curve,
-                "data": {"dataset": cfg.dataset, "train": len(x_train), "test": len(x_test), "size": size,
-                         "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}}
+                examples[alias] = dict(original=x_test[:8], reconstruction=recon[:8])
+            return {"rows": rows, "loss_curve": curve}
+
+        out = per_point(cfg, train_point)
+        out["data"] = {"dataset": cfg.dataset, "train": len(x_train), "test": len(x_test), "size": size,
+                       "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}
+        return out
 
     return make_record(cfg, body)

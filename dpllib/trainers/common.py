@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
 import random
 import subprocess
@@ -80,6 +79,10 @@ class CellConfig:
         cfg = cls(**{k: v for k, v in d.items()})
         cfg.validate()
         return cfg
+
+    @property
+    def trains(self) -> bool:
+        return self.benchmark != "similarity"
 
     def validate(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -213,6 +216,21 @@ def make_record(cfg: CellConfig, run: Callable[[], dict]) -> dict:
                       traceback=traceback.format_exc())
     record["wall_time_s"] = time.perf_counter() - start
     return record
+
+
+def per_point(cfg: CellConfig, train_point: Callable[[str | None, str, torch.Generator], dict]) -> dict:
+    """Train one model per extraction point (the baseline: one model, point None), each from
+    the same seed, so points are compared on the same initialisation and batch order.
+    ``train_point(point, alias, generator)`` returns rows and curves; curves are keyed by alias."""
+    out: dict = {"rows": [], "loss_curve": {}, "val_curve": {}, "best_step": {}}
+    for point in cfg.points or [None]:
+        alias = alias_of(cfg.network, point) if point else BASELINE
+        result = train_point(point, alias, seed_everything(cfg.seed))
+        out["rows"] += result["rows"]
+        for key in ("loss_curve", "val_curve", "best_step"):
+            if key in result:
+                out[key][alias] = result[key]
+    return out
 
 
 def row(point: str | None, alias: str | None, metric: str, value: float, split: str = "all") -> dict:

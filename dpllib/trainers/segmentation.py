@@ -17,8 +17,8 @@ from torch import nn
 from ..datasets import MassRoads
 from ..errors import DplError
 from ..metrics import road_scores
-from .common import (BASELINE, CellConfig, alias_of, autocast, batches, loss_for, make_record,
-                     pick_device, row, seed_everything, train_steps)
+from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
+                     row, train_steps)
 
 PERCEPTUAL_WEIGHT = 0.01
 K_TRAIN, K_TEST, THRESHOLD = 1, 3, 0.3
@@ -63,80 +63,80 @@ def refine(model: nn.Module, image: torch.Tensor, k: int) -> list[torch.Tensor]:
     return outputs
 
 
+def predict(model: nn.Module, data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, masks, road probabilities after K_TEST refinements) for a whole data set."""
+    model.eval()
+    img, mask = (torch.stack(t) for t in zip(*(data[j] for j in range(len(data)))))
+    probs = []
+    with torch.no_grad():
+        for b in range(0, len(img), 4):
+            with autocast(device):
+                probs.append(torch.sigmoid(refine(model, img[b:b + 4].to(device), K_TEST)[-1].float()).cpu())
+    return img, mask, torch.cat(probs)
+
+
 def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
-    """Train and test one (network, point) cell; returns the result record."""
+    """Train and test one model per point of the cell; returns the result record. When
+    ``examples`` is a dict, it receives {alias: {image, mask, prediction}} (two test images)."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-    if cfg.network != BASELINE and len(cfg.points) != 1:
-        raise DplError("segmentation trains with one extraction point per cell; make one cell per point")
     if cfg.dataset != "mass_roads":
         raise DplError(f"segmentation dataset must be 'mass_roads', got {cfg.dataset!r}")
 
     def body() -> dict:
         s = cfg.settings()
-        gen = seed_everything(cfg.seed)
         device = pick_device(cfg.device)
         train = MassRoads("train", cfg.data_root, size=s["size"], crop=s["crop"], seed=cfg.seed)
         # validation and test see whole (resized) images
         val = MassRoads("val", cfg.data_root, size=s["size"], crop=s["size"], seed=cfg.seed)
         test = MassRoads("test", cfg.data_root, size=s["size"], crop=s["size"], seed=cfg.seed)
-        model = UNet(s["width"]).to(device)
-        if cfg.network == BASELINE:
-            point, alias, perceptual = None, BASELINE, None
-        else:
-            point = cfg.points[0]
-            alias = alias_of(cfg.network, point)
-            perceptual = loss_for(cfg, point, "imagenet", device, grayscale="rgb")
-        opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
-        index = batches(len(train), s["batch_size"], gen)
-        best = {"quality": -np.inf, "state": None, "step": 0}
-        val_curve = []
+        def train_point(point, alias, gen) -> dict:
+            model = UNet(s["width"]).to(device)
+            perceptual = None if point is None else loss_for(cfg, point, "imagenet", device, grayscale="rgb")
+            opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
+            index = batches(len(train), s["batch_size"], gen)
+            best = {"quality": -np.inf, "state": None, "step": 0}
+            val_curve = []
 
-        def step(_i):
-            model.train()
-            img, mask = (torch.stack(t).to(device) for t in zip(*(train[j] for j in next(index).tolist())))
-            with autocast(device):
-                outputs = refine(model, img, K_TRAIN)
-            loss = 0.0
-            for logits in outputs:
-                logits = logits.float()
-                loss = loss + F.binary_cross_entropy_with_logits(logits, mask)
-                if perceptual is not None:
-                    loss = loss + PERCEPTUAL_WEIGHT * perceptual(torch.sigmoid(logits), mask)
-            loss = loss / len(outputs)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.item()
+            def step(_i):
+                model.train()
+                img, mask = (torch.stack(t).to(device) for t in zip(*(train[j] for j in next(index).tolist())))
+                with autocast(device):
+                    outputs = refine(model, img, K_TRAIN)
+                loss = 0.0
+                for logits in outputs:
+                    logits = logits.float()
+                    loss = loss + F.binary_cross_entropy_with_logits(logits, mask)
+                    if perceptual is not None:
+                        loss = loss + PERCEPTUAL_WEIGHT * perceptual(torch.sigmoid(logits), mask)
+                loss = loss / len(outputs)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                return loss.item()
 
-        def predict(data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            model.eval()
-            img, mask = (torch.stack(t) for t in zip(*(data[j] for j in range(len(data)))))
-            probs = []
-            with torch.no_grad():
-                for b in range(0, len(img), 4):
-                    with autocast(device):
-                        probs.append(torch.sigmoid(refine(model, img[b:b + 4].to(device), K_TEST)[-1].float()).cpu())
-            return img, mask, torch.cat(probs)
+            def validate(at_step):
+                _, mask, prob = predict(model, val, device)
+                quality = road_scores(prob > THRESHOLD, mask)["quality"].mean()
+                val_curve.append([at_step, float(quality)])
+                if quality > best["quality"]:
+                    best.update(quality=quality, state={k: v.clone() for k, v in model.state_dict().items()},
+                                step=at_step)
 
-        def validate(at_step):
-            _, mask, prob = predict(val)
-            quality = road_scores(prob > THRESHOLD, mask)["quality"].mean()
-            val_curve.append([at_step, float(quality)])
-            if quality > best["quality"]:
-                best.update(quality=quality, state={k: v.clone() for k, v in model.state_dict().items()}, step=at_step)
+            steps = s.get("steps") or s["epochs"] * max(1, len(train) // s["batch_size"])
+            eval_every = s["eval_every"] if "steps" in s else s["eval_every"] * max(1, len(train) // s["batch_size"])
+            curve = train_steps(step, steps, f"roads {cfg.network} {alias}", validate, eval_every, progress)
+            model.load_state_dict(best["state"])
+            img, mask, prob = predict(model, test, device)
+            scores = road_scores(prob > THRESHOLD, mask)
+            if examples is not None:
+                examples[alias] = dict(image=img[:2], mask=mask[:2], prediction=(prob[:2] > THRESHOLD).float())
+            return {"rows": [row(point, alias, metric, values.mean(), "test") for metric, values in scores.items()],
+                    "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"]}
 
-        steps = s.get("steps") or s["epochs"] * max(1, len(train) // s["batch_size"])
-        eval_every = s["eval_every"] if "steps" in s else s["eval_every"] * max(1, len(train) // s["batch_size"])
-        curve = train_steps(step, steps, f"roads {cfg.network} {alias}", validate, eval_every, progress)
-        model.load_state_dict(best["state"])
-        img, mask, prob = predict(test)
-        scores = road_scores(prob > THRESHOLD, mask)
-        rows = [row(point, alias, metric, values.mean(), "test") for metric, values in scores.items()]
-        if examples is not None:
-            examples.update(image=img[:2], mask=mask[:2], prediction=(prob[:2] > THRESHOLD).float())
-        return {"rows": rows, "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"],
-                "data": {"train": len(train), "val": len(val), "test": len(test),
-                         "kind": "Massachusetts Roads" + (" (local subset, seeded split)"
-                                                           if train.pairs[0][0].parent.name == "images" else "")}}
+        out = per_point(cfg, train_point)
+        subset = train.pairs[0][0].parent.name == "images"
+        out["data"] = {"train": len(train), "val": len(val), "test": len(test),
+                       "kind": "Massachusetts Roads" + (" (local subset, seeded split)" if subset else "")}
+        return out
 
     return make_record(cfg, body)

@@ -18,8 +18,8 @@ from torch import nn
 from ..datasets import SRTestSet, SRTrainSet, upscale_bicubic
 from ..errors import DplError
 from ..metrics import psnr_y, ssim_y
-from .common import (BASELINE, CellConfig, alias_of, autocast, batches, loss_for, make_record,
-                     pick_device, row, seed_everything, train_steps)
+from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
+                     row, train_steps)
 
 TRAIN_SOURCES = ("coco", "bsds500")
 TEST_SETS = ("set5", "set14", "bsd100")
@@ -76,18 +76,14 @@ def evaluate(model: nn.Module, data, device: torch.device, limit: int | None = N
 
 
 def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
-    """Train and test one (network, point) cell; returns the result record. When ``examples``
-    is a dict, it receives a few (lr, sr, bicubic, hr) test images for figures."""
+    """Train and test one model per point of the cell; returns the result record. When
+    ``examples`` is a dict, it receives {alias: {lr, sr, bicubic, hr}} (a Set5 image)."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-    if cfg.network != "baseline" and len(cfg.points) != 1:
-        raise DplError("super_resolution trains with one extraction point per cell; "
-                       f"got {len(cfg.points)}: make one cell per point")
     if cfg.dataset not in TRAIN_SOURCES:
         raise DplError(f"super_resolution dataset must be one of {TRAIN_SOURCES}, got {cfg.dataset!r}")
 
     def body() -> dict:
         s = cfg.settings()
-        gen = seed_everything(cfg.seed)
         device = pick_device(cfg.device)
         train = SRTrainSet(cfg.dataset, cfg.data_root, limit=s["train_limit"] + s["val_images"],
                            seed=cfg.seed, hr_size=s["hr_size"])
@@ -95,61 +91,58 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
         if n_train < 1:
             raise DplError(f"only {len(train)} training images for {s['val_images']} validation images")
         val_idx = list(range(n_train, len(train)))
-        model = TransformNetSR().to(device)
-        if cfg.network == BASELINE:
-            point, alias = None, BASELINE
-            criterion = F.mse_loss
-        else:
-            point = cfg.points[0]
-            alias = alias_of(cfg.network, point)
-            criterion = loss_for(cfg, point, "none", device)
-        opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
-        index = batches(n_train, s["batch_size"], gen)
-        best = {"psnr": -np.inf, "state": None, "step": 0}
-        val_curve = []
+        tests = {name: SRTestSet(name, cfg.data_root) for name in TEST_SETS}
 
-        def step(_i):
-            model.train()
-            idx = next(index)
-            lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in idx.tolist())))
-            with autocast(device):
-                sr = model(lr)
-            loss = criterion(sr.float(), hr)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.item()
+        def train_point(point, alias, gen) -> dict:
+            model = TransformNetSR().to(device)
+            criterion = F.mse_loss if point is None else loss_for(cfg, point, "none", device)
+            opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
+            index = batches(n_train, s["batch_size"], gen)
+            best = {"psnr": -np.inf, "state": None, "step": 0}
+            val_curve = []
 
-        def validate(at_step):
-            model.eval()
-            with torch.no_grad():
-                lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in val_idx)))
-                psnr = psnr_y(model(lr).float(), hr, BORDER).mean().item()
-            val_curve.append([at_step, psnr])
-            if psnr > best["psnr"]:
-                best.update(psnr=psnr, state=copy.deepcopy(model.state_dict()), step=at_step)
+            def step(_i):
+                model.train()
+                idx = next(index)
+                lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in idx.tolist())))
+                with autocast(device):
+                    sr = model(lr)
+                loss = criterion(sr.float(), hr)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                return loss.item()
 
-        steps = s.get("steps") or s["epochs"] * max(1, n_train // s["batch_size"])
-        curve = train_steps(step, steps, f"SR {cfg.network} {alias}", validate, s["eval_every"], progress)
-        model.load_state_dict(best["state"])
-        rows = []
-        for name in TEST_SETS:
-            test = SRTestSet(name, cfg.data_root)
-            scores = evaluate(model, test, device, s["test_limit"])
-            for metric, values in scores.items():
-                rows.append(row(point, alias, metric, values.mean(), name))
-            if examples is not None and name == "set5":
-                lr, hr = test[0]
+            def validate(at_step):
+                model.eval()
+                with torch.no_grad():
+                    lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in val_idx)))
+                    psnr = psnr_y(model(lr).float(), hr, BORDER).mean().item()
+                val_curve.append([at_step, psnr])
+                if psnr > best["psnr"]:
+                    best.update(psnr=psnr, state=copy.deepcopy(model.state_dict()), step=at_step)
+
+            steps = s.get("steps") or s["epochs"] * max(1, n_train // s["batch_size"])
+            curve = train_steps(step, steps, f"SR {cfg.network} {alias}", validate, s["eval_every"], progress)
+            model.load_state_dict(best["state"])
+            rows = []
+            for name, test in tests.items():
+                scores = evaluate(model, test, device, s["test_limit"])
+                rows += [row(point, alias, metric, values.mean(), name) for metric, values in scores.items()]
+            if examples is not None:
+                lr, hr = tests["set5"][0]
                 with torch.no_grad():
                     sr = model(lr[None].to(device)).float().cpu()[0]
-                examples.update(lr=lr, sr=sr, bicubic=upscale_bicubic(lr[None])[0], hr=hr)
-        return {"rows": rows, "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"],
-                "data": {"train_images": n_train, "val_images": len(val_idx),
-                         "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco"
-                         else "BSDS500 train+test (stand-in for MS-COCO)",
-                         "test_sets": {n: (len(SRTestSet(n, cfg.data_root)) if s["test_limit"] is None
-                                           else min(s["test_limit"], len(SRTestSet(n, cfg.data_root))))
-                                       for n in TEST_SETS},
-                         "metrics_note": "PSNR/SSIM on Y (BT.601), 4-pixel border cropped"}}
+                examples[alias] = dict(lr=lr, sr=sr, bicubic=upscale_bicubic(lr[None])[0], hr=hr)
+            return {"rows": rows, "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"]}
+
+        out = per_point(cfg, train_point)
+        limit = s["test_limit"]
+        out["data"] = {"train_images": n_train, "val_images": len(val_idx),
+                       "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco"
+                       else "BSDS500 train+test (stand-in for MS-COCO)",
+                       "test_sets": {n: len(t) if limit is None else min(limit, len(t)) for n, t in tests.items()},
+                       "metrics_note": "PSNR/SSIM on Y (BT.601), 4-pixel border cropped"}
+        return out
 
     return make_record(cfg, body)
