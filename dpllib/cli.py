@@ -1,4 +1,4 @@
-"""The ``dpl`` command: ``dpl networks [NAME]``, ``dpl bench loss``."""
+"""The ``dpl`` command: ``dpl run | status | table | networks | bench``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,51 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _results_dir(args: argparse.Namespace, preset: dict) -> str:
+    return args.results or f"results/{preset['name']}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import grid
+
+    preset = grid.load_preset(args.preset)
+    results_dir = _results_dir(args, preset)
+    if args.dry_run:
+        print(f"preset {preset['name']}: {len(grid.cells(preset))} cells -> {results_dir}")
+        print(grid.estimate(preset))
+        return 0
+    removed = grid.clean_temporaries(results_dir) if Path(results_dir).exists() else 0
+    if removed:
+        print(f"removed {removed} temporary files left by an interrupted run")
+    if args.slurm:
+        jobs = grid.run_slurm(preset, results_dir, partition=args.partition, time_min=args.time_min,
+                              parallelism=args.parallelism)
+        print(f"submitted {len(jobs)} cells" + (f" as job array {jobs[0].job_id.split('_')[0]}" if jobs else ""))
+        return 0
+    outcome = grid.run(preset, results_dir, workers=args.workers, retry_failed=args.retry_failed)
+    print(", ".join(f"{k}: {v}" for k, v in sorted(outcome.items())))
+    print(grid.status_table(preset, results_dir))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from . import grid
+
+    preset = grid.load_preset(args.preset)
+    print(grid.status_table(preset, _results_dir(args, preset)))
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from . import results
+
+    frame = results.table(args.results)
+    out = args.out or str(Path(args.results) / "table.parquet")
+    results.write_table(frame, out)
+    print(f"{len(frame)} rows from {frame['cell_id'].nunique() if len(frame) else 0} cells -> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dpl", description="Deep perceptual loss networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,9 +91,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="every module, not just the study's points")
     p.set_defaults(func=_networks)
     p = sub.add_parser("bench", help="run a speed benchmark script")
-    p.add_argument("what", choices=["loss"])
+    p.add_argument("what", choices=["loss", "data", "step_cost"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_bench)
+    p = sub.add_parser("run", help="run a preset's missing cells (resumable)")
+    p.add_argument("preset", help="offline, paper, or a preset YAML file")
+    p.add_argument("--results", help="results folder (default results/PRESET)")
+    p.add_argument("--workers", type=int, default=1, help="parallel notebook processes (local)")
+    p.add_argument("--dry-run", action="store_true", help="print cell counts and estimated hours")
+    p.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
+    p.add_argument("--slurm", action="store_true", help="submit one Slurm job array via submitit")
+    p.add_argument("--partition")
+    p.add_argument("--time-min", type=int, default=240, help="Slurm time limit per cell (minutes)")
+    p.add_argument("--parallelism", type=int, default=16, help="Slurm array tasks at once")
+    p.set_defaults(func=_run)
+    p = sub.add_parser("status", help="done / failed / pending cells per benchmark")
+    p.add_argument("preset")
+    p.add_argument("--results")
+    p.set_defaults(func=_status)
+    p = sub.add_parser("table", help="all records -> one tidy Parquet table")
+    p.add_argument("--results", required=True)
+    p.add_argument("--out")
+    p.set_defaults(func=_table)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -130,8 +130,8 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
                 opt.step()
                 return loss.item()
 
-            steps = s.get("steps") or s["epochs"] * max(1, len(x_train) // s["batch_size"])
-            curve = train_steps(step, steps, f"AE {cfg.network} {alias}", progress=progress)
+            steps = s["steps"] or s["epochs"] * max(1, len(x_train) // s["batch_size"])
+            curve, seconds = train_steps(step, steps, f"AE {cfg.network} {alias}", progress=progress)
             model.eval()
             with torch.no_grad():
                 z_train, z_test, recon = (
@@ -146,7 +146,7 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
             rows.append(row(point, alias, "reconstruction_mse", F.mse_loss(recon, x_test).item(), "test"))
             if examples is not None:
                 examples[alias] = dict(original=x_test[:8], reconstruction=recon[:8])
-            return {"rows": rows, "loss_curve": curve}
+            return {"rows": rows, "loss_curve": curve, "seconds_per_step": seconds}
 
         out = per_point(cfg, train_point)
         out["data"] = {"dataset": cfg.dataset, "train": len(x_train), "test": len(x_test), "size": size,

@@ -27,28 +27,30 @@ RECORD_SCHEMA = 1
 # Named budgets. smoke: CPU, under a minute per training cell here. paper: the study's.
 BUDGETS: dict[str, dict[str, dict]] = {
     "similarity": {
-        "smoke": {"lin_steps": 60, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "severity_n": 150},
-        "paper": {"lin_epochs": 10, "batch_size": 50, "lr": 1e-4, "eval_limit": None, "severity_n": 500},
+        "smoke": {"lin_steps": 40, "lin_epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "severity_n": 100},
+        "paper": {"lin_steps": None, "lin_epochs": 10, "batch_size": 50, "lr": 1e-4, "eval_limit": None, "severity_n": 500},
     },
     "super_resolution": {
-        "smoke": {"steps": 200, "batch_size": 4, "lr": 1e-3, "hr_size": 96, "train_limit": 64,
-                  "val_images": 8, "eval_every": 50, "test_limit": 10},
-        "paper": {"steps": 200_000, "batch_size": 4, "lr": 1e-3, "hr_size": 288, "train_limit": 10_000,
+        "smoke": {"steps": 60, "epochs": None, "batch_size": 4, "lr": 1e-3, "hr_size": 96, "train_limit": 64,
+                  "val_images": 8, "eval_every": 20, "test_limit": 5},
+        "paper": {"steps": 200_000, "epochs": None, "batch_size": 4, "lr": 1e-3, "hr_size": 288, "train_limit": 10_000,
                   "val_images": 100, "eval_every": 2_000, "test_limit": None},
     },
     "segmentation": {
-        "smoke": {"steps": 120, "batch_size": 4, "lr": 1e-3, "width": 16, "size": 224, "crop": 112,
-                  "eval_every": 40},
-        "paper": {"epochs": 100, "batch_size": 8, "lr": 1e-3, "width": 64, "size": 224, "crop": 224,
+        "smoke": {"steps": 50, "epochs": None, "batch_size": 4, "lr": 1e-3, "width": 16, "size": 224, "crop": 112,
+                  "eval_every": 25},
+        "paper": {"steps": None, "epochs": 100, "batch_size": 8, "lr": 1e-3, "width": 64, "size": 224, "crop": 224,
                   "eval_every": 1},
     },
     "autoencoding": {
-        "smoke": {"steps": 150, "batch_size": 64, "lr": 1e-3, "train_limit": 2000, "test_limit": 1000,
+        "smoke": {"steps": 80, "epochs": None, "batch_size": 32, "lr": 1e-3, "train_limit": 2000, "test_limit": 1000,
                   "probe_epochs": 60, "patience": None},
-        "paper": {"epochs": 50, "batch_size": 256, "lr": 1e-3, "train_limit": None, "test_limit": None,
+        "paper": {"steps": None, "epochs": 50, "batch_size": 256, "lr": 1e-3, "train_limit": None, "test_limit": None,
                   "probe_epochs": 300, "patience": 10},
     },
 }
+# smoke budgets are sized so the offline preset (≈90 trainings) fits 20-30 min on 2 CPU cores;
+# their numbers show the pipeline works, not converged models.
 
 CONFIG_KEYS = {"benchmark", "network", "points", "weights", "dataset", "data_root", "budget",
                "batch_size", "seed", "device", "output_dir", "overrides"}
@@ -93,6 +95,9 @@ class CellConfig:
             self.points = [self.points]
         if self.network != BASELINE:
             from ..networks import resolve_point
+
+            if self.weights not in ("imagenet", "random") and not os.path.isfile(str(self.weights)):
+                raise DplError(f"weights must be 'imagenet', 'random' or an existing file, got {self.weights!r}")
 
             self.points = [resolve_point(self.network, p).module for p in self.points]
             if not self.points:
@@ -154,14 +159,18 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tor
 
 def train_steps(step: Callable[[int], float], steps: int, desc: str,
                 evaluate: Callable[[int], None] | None = None, eval_every: int = 0,
-                progress: bool = True) -> list[float]:
-    """Run ``step(i) -> loss`` ``steps`` times with a progress bar; returns the loss curve.
+                progress: bool = True) -> tuple[list[float], float]:
+    """Run ``step(i) -> loss`` ``steps`` times with a progress bar; returns the loss curve and
+    the median seconds per step (evaluation excluded).
     Calls ``evaluate(i + 1)`` every ``eval_every`` steps and after the last. A NaN or inf loss
     raises NonFiniteLoss."""
     curve: list[float] = []
+    seconds: list[float] = []
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=2)
     for i in bar:
+        start = time.perf_counter()
         loss = float(step(i))
+        seconds.append(time.perf_counter() - start)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the training loss became {loss} at step {i + 1}; the run was "
                                 "stopped (lower the learning rate or check the inputs)")
@@ -170,7 +179,7 @@ def train_steps(step: Callable[[int], float], steps: int, desc: str,
             bar.set_postfix(loss=f"{loss:.4g}")
         if evaluate is not None and eval_every and ((i + 1) % eval_every == 0 or i + 1 == steps):
             evaluate(i + 1)
-    return curve
+    return curve, float(np.median(seconds)) if seconds else 0.0
 
 
 def loss_for(cfg: CellConfig, point: str, normalization: str, device: torch.device, **kwargs):
@@ -222,12 +231,12 @@ def per_point(cfg: CellConfig, train_point: Callable[[str | None, str, torch.Gen
     """Train one model per extraction point (the baseline: one model, point None), each from
     the same seed, so points are compared on the same initialisation and batch order.
     ``train_point(point, alias, generator)`` returns rows and curves; curves are keyed by alias."""
-    out: dict = {"rows": [], "loss_curve": {}, "val_curve": {}, "best_step": {}}
+    out: dict = {"rows": [], "loss_curve": {}, "val_curve": {}, "best_step": {}, "seconds_per_step": {}}
     for point in cfg.points or [None]:
         alias = alias_of(cfg.network, point) if point else BASELINE
         result = train_point(point, alias, seed_everything(cfg.seed))
         out["rows"] += result["rows"]
-        for key in ("loss_curve", "val_curve", "best_step"):
+        for key in ("loss_curve", "val_curve", "best_step", "seconds_per_step"):
             if key in result:
                 out[key][alias] = result[key]
     return out

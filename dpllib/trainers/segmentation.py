@@ -122,16 +122,17 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
                     best.update(quality=quality, state={k: v.clone() for k, v in model.state_dict().items()},
                                 step=at_step)
 
-            steps = s.get("steps") or s["epochs"] * max(1, len(train) // s["batch_size"])
-            eval_every = s["eval_every"] if "steps" in s else s["eval_every"] * max(1, len(train) // s["batch_size"])
-            curve = train_steps(step, steps, f"roads {cfg.network} {alias}", validate, eval_every, progress)
+            steps = s["steps"] or s["epochs"] * max(1, len(train) // s["batch_size"])
+            eval_every = s["eval_every"] if s["steps"] else s["eval_every"] * max(1, len(train) // s["batch_size"])
+            curve, seconds = train_steps(step, steps, f"roads {cfg.network} {alias}", validate, eval_every, progress)
             model.load_state_dict(best["state"])
             img, mask, prob = predict(model, test, device)
             scores = road_scores(prob > THRESHOLD, mask)
             if examples is not None:
                 examples[alias] = dict(image=img[:2], mask=mask[:2], prediction=(prob[:2] > THRESHOLD).float())
             return {"rows": [row(point, alias, metric, values.mean(), "test") for metric, values in scores.items()],
-                    "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"]}
+                    "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"],
+                    "seconds_per_step": seconds}
 
         out = per_point(cfg, train_point)
         subset = train.pairs[0][0].parent.name == "images"

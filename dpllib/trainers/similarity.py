@@ -121,10 +121,7 @@ def _train_lin(dist: Distances, train: list[TwoAFC], n_points: int, settings: di
     sizes = torch.tensor([len(d) for d in train])
     total = int(sizes.sum())
     batch = settings["batch_size"]
-    if "lin_epochs" in settings:
-        steps = settings["lin_epochs"] * max(1, total // batch)
-    else:
-        steps = settings["lin_steps"]
+    steps = settings["lin_steps"] or settings["lin_epochs"] * max(1, total // batch)
     decay_from = steps // 2  # LPIPS: constant lr for half the epochs, then linear decay to 0
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < decay_from else max(0.0, (steps - s) / (steps - decay_from)))
     bce = nn.BCELoss()
@@ -159,8 +156,8 @@ def _train_lin(dist: Distances, train: list[TwoAFC], n_points: int, settings: di
                 w.clamp_(min=0)
         return loss.item() / n_points
 
-    curve = train_steps(step, steps, "lin calibration", progress=progress)
-    return [w.detach() for w in lins], curve
+    curve, seconds = train_steps(step, steps, "lin calibration", progress=progress)
+    return [w.detach() for w in lins], curve, seconds
 
 
 def run(cfg: CellConfig | dict, progress: bool = True) -> dict:
@@ -178,9 +175,9 @@ def run(cfg: CellConfig | dict, progress: bool = True) -> dict:
         aliases = [alias_of(cfg.network, p) for p in points]
         rows = []
         variants = {"2afc": None}
-        curve = []
+        curve, seconds = [], 0.0
         if not dist.baseline:
-            lins, curve = _train_lin(dist, train, n, settings, gen, progress)
+            lins, curve, seconds = _train_lin(dist, train, n, settings, gen, progress)
             variants["2afc_lin"] = lins
         batch, limit = settings["batch_size"], settings["eval_limit"]
         for metric, lins in variants.items():
@@ -196,7 +193,7 @@ def run(cfg: CellConfig | dict, progress: bool = True) -> dict:
                     for s, scores in per_jnd.items():
                         rows.append(row(p, a, jmetric, scores[i], s))
                     rows.append(row(p, a, jmetric, sum(v[i] for v in per_jnd.values()) / len(per_jnd), "mean"))
-        return {"rows": rows, "loss_curve": curve,
+        return {"rows": rows, "loss_curve": curve, "seconds_per_step": seconds,
                 "data": {"val_splits": {s: len(d) for s, d in val.items()},
                          "jnd_splits": {s: len(d) for s, d in jnd.items()},
                          "train_items": sum(len(d) for d in train),

@@ -122,8 +122,8 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
                 if psnr > best["psnr"]:
                     best.update(psnr=psnr, state=copy.deepcopy(model.state_dict()), step=at_step)
 
-            steps = s.get("steps") or s["epochs"] * max(1, n_train // s["batch_size"])
-            curve = train_steps(step, steps, f"SR {cfg.network} {alias}", validate, s["eval_every"], progress)
+            steps = s["steps"] or s["epochs"] * max(1, n_train // s["batch_size"])
+            curve, seconds = train_steps(step, steps, f"SR {cfg.network} {alias}", validate, s["eval_every"], progress)
             model.load_state_dict(best["state"])
             rows = []
             for name, test in tests.items():
@@ -134,7 +134,8 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
                 with torch.no_grad():
                     sr = model(lr[None].to(device)).float().cpu()[0]
                 examples[alias] = dict(lr=lr, sr=sr, bicubic=upscale_bicubic(lr[None])[0], hr=hr)
-            return {"rows": rows, "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"]}
+            return {"rows": rows, "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"],
+                    "seconds_per_step": seconds}
 
         out = per_point(cfg, train_point)
         limit = s["test_limit"]
