@@ -1,13 +1,16 @@
+# make book : .venv, the offline preset (resumable), the analysis notebooks, the book (HTML)
 # make test : create .venv when missing (a no-op when up to date), install, run the tests
-# make bench: the speed benchmarks quoted in the issue notes
+# make lab  : JupyterLab with the project's kernel
+# make bench-loss / bench-data / bench-steps: the speed benchmarks quoted in the issue notes
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+PRESET ?= offline
 export DPL_DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install test bench-loss bench-data
+.PHONY: install test book lab browser bench-loss bench-data bench-steps
 
 install: $(STAMP)
 
@@ -16,11 +19,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,book]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+book: $(STAMP)
+	$(PY) -m dpllib.cli book --preset $(PRESET)
+	@echo "open $(abspath book/_build/html/index.html)"
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# Debian's Chromium for the book's browser test (playwright drives it; no browser download)
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 bench-loss: $(STAMP)
 	$(PY) benchmarks/loss_speed.py
 
 bench-data: $(STAMP)
 	$(PY) benchmarks/data_speed.py
+
+bench-steps: $(STAMP)
+	$(PY) benchmarks/step_cost.py

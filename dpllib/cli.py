@@ -83,6 +83,14 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book(args: argparse.Namespace) -> int:
+    from .report import build_book
+
+    index = build_book(args.preset, args.results, run=not args.no_run, workers=args.workers, force=args.force)
+    print(f"book: {index}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dpl", description="Deep perceptual loss networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", required=True)
     p.add_argument("--out")
     p.set_defaults(func=_table)
+    p = sub.add_parser("book", help="run the preset (resumable), the analysis notebooks, the book")
+    p.add_argument("--preset", default="offline")
+    p.add_argument("--results", help="results folder (default results/PRESET)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--no-run", action="store_true", help="build from the records already there")
+    p.add_argument("--force", action="store_true", help="re-execute every chapter")
+    p.set_defaults(func=_book)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -65,3 +65,40 @@ def split_bars(record: dict, metric: str, title: str | None = None):
     return alt.Chart(frame, title=title or metric).mark_bar().encode(
         x=alt.X("alias:N", title="point"), y=alt.Y("value:Q", scale=alt.Scale(zero=False)),
         color="alias:N", column=alt.Column("split:N", title=None))
+
+
+def heatmap(frame: pd.DataFrame, title: str, value: str = "score"):
+    """network x point heatmap with the value printed in each cell."""
+    import altair as alt
+
+    frame = frame.assign(point=frame["study_index"].astype("Int64").astype(str) + " " + frame["alias"])
+    base = alt.Chart(frame, title=title).encode(x=alt.X("point:N", sort=None, title="extraction point"),
+                                               y=alt.Y("network:N", title=None))
+    rect = base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="viridis")))
+    text = base.mark_text(fontSize=10).encode(text=alt.Text(f"{value}:Q", format=".3g"),
+                                             color=alt.value("white"))
+    return rect + text
+
+
+def scatter_trend(frame: pd.DataFrame, x: str, title: str):
+    """score against ``x`` per benchmark, coloured by network, with a least-squares line."""
+    import altair as alt
+
+    base = alt.Chart(frame, title=title).encode(x=alt.X(f"{x}:Q", scale=alt.Scale(zero=False)),
+                                               y=alt.Y("score:Q", scale=alt.Scale(zero=False)))
+    points = base.mark_point(filled=True).encode(color="network:N", tooltip=["network", "alias", "score"])
+    line = base.transform_regression(x, "score").mark_line(color="gray")
+    return (points + line).properties(width=180, height=150).facet(column="benchmark:N").resolve_scale(y="independent")
+
+
+def paired(frame: pd.DataFrame, title: str):
+    """Pretrained minus random-init score per (network, point), one panel per benchmark; bars
+    above zero favour ImageNet pretraining."""
+    import altair as alt
+
+    frame = frame.assign(difference=frame["imagenet"] - frame["random"],
+                         point=frame["study_index"].astype("Int64").astype(str) + " " + frame["alias"])
+    return alt.Chart(frame, title=title).mark_bar().encode(
+        x=alt.X("point:N", sort=None), xOffset="network:N", y=alt.Y("difference:Q", title="pretrained - random"),
+        color="network:N").properties(width=160, height=150).facet(
+        column="benchmark:N").resolve_scale(y="independent")

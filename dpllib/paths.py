@@ -29,3 +29,11 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
                        f"the environment variable {DATA_ROOT_ENV}=/path/to/data (or the data_root "
                        "argument), or create it to let dpllib download into it.")
     return path
+
+
+def results_root() -> Path:
+    """Where results go by default: ``$DPL_RESULTS``, else ``results/`` in the source checkout."""
+    env = os.environ.get("DPL_RESULTS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "results"

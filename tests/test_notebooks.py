@@ -36,3 +36,18 @@ def test_benchmark_notebook_runs_and_writes_a_record(benchmark, tmp_path, shared
     assert "image/svg+xml" in rendered  # the altair figure rendered offline
     if benchmark != "similarity":
         assert "data:image/png;base64" in rendered  # the image figure
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("benchmark", list(TINY))
+def test_benchmark_notebook_runs_with_default_parameters(benchmark, tmp_path, shared_data, monkeypatch,
+                                                         tmp_path_factory):
+    """As `make lab` opens it: no parameters at all (smoke budget, EfficientNet-Lite0)."""
+    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
+    monkeypatch.setenv("DPL_RESULTS", str(tmp_path / "results"))
+    out = tmp_path / f"{benchmark}.ipynb"
+    pm.execute_notebook(str(REPO / "notebooks" / "benchmarks" / f"{benchmark}.ipynb"), str(out),
+                        kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    records = list((tmp_path / "results" / "notebooks" / benchmark).glob("*.json"))
+    assert len(records) == 1 and read_record(records[0])["status"] == "ok"

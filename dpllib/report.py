@@ -1,0 +1,160 @@
+"""Building the book: run the preset's missing cells, execute the analysis notebooks into
+``book/chapters`` (only when their inputs changed), then ``jupyter-book build``.
+
+Nothing is executed at book build time; a chapter that raised, or that holds an error output,
+fails the build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .errors import DplError
+from .paths import results_root
+
+REPO = Path(__file__).resolve().parents[1]
+ANALYSIS = REPO / "notebooks" / "analysis"
+# chapter name -> (analysis notebook, extra parameters, page title when the notebook has none)
+CHAPTERS = {
+    "methods": ("methods.ipynb", {}, None),
+    "similarity": ("benchmark.ipynb", {"benchmark": "similarity"}, "Perceptual similarity"),
+    "super_resolution": ("benchmark.ipynb", {"benchmark": "super_resolution"}, "Super-resolution x4"),
+    "segmentation": ("benchmark.ipynb", {"benchmark": "segmentation"}, "Road segmentation"),
+    "autoencoding": ("benchmark.ipynb", {"benchmark": "autoencoding"}, "Autoencoder embeddings"),
+    "conventions": ("conventions.ipynb", {}, None),
+}
+MATHJAX_PACKAGE = "mathjax@3"
+
+
+def ensure_mathjax(book_dir: Path) -> Path:
+    """MathJax 3 (es5/tex-mml-chtml.js + its CHTML fonts) under ``book/_extra/mathjax``, from the
+    npm registry once (``npm pack``), so the book loads no script from a CDN."""
+    target = book_dir / "_extra" / "mathjax"
+    if (target / "tex-mml-chtml.js").is_file():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DplError("MathJax is served locally and comes from the npm registry: install npm "
+                       f"(Debian: apt-get install npm) or place MathJax 3's es5/ files in {target}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([npm, "pack", MATHJAX_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise DplError(f"npm pack {MATHJAX_PACKAGE} failed: {out.stderr.strip()}")
+        archive = next(Path(tmp).glob("mathjax-*.tgz"))
+        staging = Path(tmp) / "mathjax"
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if m.name == "package/es5/tex-mml-chtml.js"
+                       or m.name.startswith("package/es5/output/chtml/fonts/")]
+            tar.extractall(Path(tmp) / "x", members=members, filter="data")
+        shutil.copytree(Path(tmp) / "x" / "package" / "es5", staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(staging), target)
+    return target
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()
+
+
+def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    """The error outputs of an executed notebook (ename: evalue)."""
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True) -> list[str]:
+    """Execute each analysis notebook into ``book_dir/chapters`` with papermill, unless the
+    chapter there was made from the same results table and notebook source. Returns the names
+    executed. Raises when a chapter fails."""
+    import papermill as pm
+
+    from . import __version__
+    from .results import table, write_table
+
+    frame = table(results_dir)
+    table_path = results_dir / "table.parquet"
+    table_bytes = frame.to_csv(index=False).encode()
+    write_table(frame, table_path)
+    preset_bytes = (results_dir / "preset.json").read_bytes() if (results_dir / "preset.json").is_file() else b""
+    chapters = book_dir / "chapters"
+    chapters.mkdir(parents=True, exist_ok=True)
+    executed = []
+    for name, (source, extra, title) in CHAPTERS.items():
+        out = chapters / f"{name}.ipynb"
+        key = _digest(table_bytes, preset_bytes, (ANALYSIS / source).read_bytes(),
+                      json.dumps([extra, title], sort_keys=True).encode(), __version__.encode())
+        if out.is_file() and not force:
+            old = nbformat.read(out, as_version=4)
+            if old.metadata.get("dpl", {}).get("inputs") == key and not error_outputs(old):
+                continue
+        tmp = chapters / f".{name}.{os.getpid()}.tmp.ipynb"
+        try:
+            pm.execute_notebook(str(ANALYSIS / source), str(tmp), kernel_name="python3", progress_bar=progress,
+                                parameters={"results_dir": str(results_dir.resolve()),
+                                            "table_path": str(table_path.resolve()), **extra},
+                                cwd=str(REPO))
+        except Exception as err:
+            raise DplError(f"chapter {name} ({source}) failed; the executed notebook is {tmp}: {err}") from err
+        nb = nbformat.read(tmp, as_version=4)
+        errors = error_outputs(nb)
+        if errors:
+            raise DplError(f"chapter {name} has error outputs: {errors[:3]}")
+        for cell in nb.cells:  # the book shows results, not parameter plumbing
+            tags = cell.metadata.get("tags", [])
+            if "parameters" in tags or "injected-parameters" in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
+        if title:  # Sphinx takes the page title from the first markdown heading
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
+        nb.metadata["dpl"] = {"inputs": key, "results_dir": str(results_dir)}
+        nbformat.write(nb, tmp)
+        os.replace(tmp, out)
+        executed.append(name)
+    return executed
+
+
+def build_html(book_dir: Path) -> Path:
+    """``jupyter-book build`` (Sphinx; nothing executed); returns the index page."""
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_dir), "--builder", "html"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise DplError(f"jupyter-book build failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+    index = book_dir / "_build" / "html" / "index.html"
+    if not index.is_file():
+        raise DplError(f"jupyter-book build wrote no {index}")
+    return index
+
+
+def build_book(preset: str = "offline", results_dir: str | os.PathLike | None = None,
+               book_dir: str | os.PathLike | None = None, run: bool = True, workers: int = 1,
+               force: bool = False, progress: bool = True) -> Path:
+    """The whole chain: grid run (resumable), chapters, HTML. Returns the index page."""
+    from . import grid
+
+    spec = grid.load_preset(preset)
+    results_dir = Path(results_dir) if results_dir else results_root() / spec["name"]
+    book_dir = Path(book_dir) if book_dir else REPO / "book"
+    if run:
+        grid.clean_temporaries(results_dir) if results_dir.exists() else None
+        outcome = grid.run(spec, results_dir, workers=workers, progress=progress)
+        if progress:
+            print("cells:", ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())))
+    ensure_mathjax(book_dir)
+    done = execute_chapters(results_dir, book_dir, force=force, progress=progress)
+    if progress:
+        print("chapters executed:", ", ".join(done) or "none (inputs unchanged)")
+    return build_html(book_dir)
