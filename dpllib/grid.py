@@ -24,15 +24,13 @@ from jupyter_client import KernelManager
 
 from .errors import DplError, close_matches
 from .results import atomic_write_text, cell_id, read_record, record_path, write_record
-from .trainers.common import BASELINE, BENCHMARKS, BUDGETS, CellConfig, environment
+from .trainers.common import BASELINE, BENCHMARK_DATASETS, BENCHMARKS, BUDGETS, CellConfig, environment
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks" / "benchmarks"
 PRESET_KEYS = {"name", "description", "budget", "seeds", "device", "data_root", "benchmarks",
                "networks", "baselines", "overrides"}
 NETWORK_KEYS = {"network", "weights", "points"}
-DATASETS = {"similarity": ("bapps", "severity"), "super_resolution": ("coco", "bsds500"),
-            "segmentation": ("mass_roads",), "autoencoding": ("svhn", "stl10", "cifar10")}
 
 
 # --------------------------------------------------------------------------- presets
@@ -74,8 +72,8 @@ def load_preset(name_or_path: str) -> dict:
     for bench, dataset in benchmarks.items():
         if bench not in BENCHMARKS:
             raise DplError(f"preset {path}: unknown benchmark {bench!r}; close matches: {close_matches(bench, BENCHMARKS)}")
-        if dataset not in DATASETS[bench]:
-            raise DplError(f"preset {path}: {bench} data set must be one of {DATASETS[bench]}, got {dataset!r}")
+        if dataset not in BENCHMARK_DATASETS[bench]:
+            raise DplError(f"preset {path}: {bench} data set must be one of {BENCHMARK_DATASETS[bench]}, got {dataset!r}")
         if budget not in BUDGETS[bench]:
             raise DplError(f"preset {path}: unknown budget {budget!r}; choose from {sorted(BUDGETS[bench])}")
     for bench in preset["overrides"]:

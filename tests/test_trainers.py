@@ -38,6 +38,10 @@ def test_config_is_validated_at_the_edge():
         common.CellConfig.from_dict({**cfg("autoencoding"), "budget": "huge"})
     with pytest.raises(DplError, match="no extraction point"):
         common.CellConfig.from_dict(cfg("autoencoding", points=["nowhere"]))
+    with pytest.raises(DplError, match="existing file"):
+        common.CellConfig.from_dict(cfg("autoencoding", weights="no/such/weights.pth"))
+    with pytest.raises(DplError, match="data set must be one of"):
+        common.CellConfig.from_dict({**cfg("autoencoding"), "dataset": "mnist"})
     with pytest.raises(DplError, match="unknown budget overrides"):
         common.CellConfig.from_dict({**cfg("autoencoding"), "overrides": {"stepz": 1}})
 
@@ -97,3 +101,23 @@ def test_one_model_per_point_from_the_same_seed():
     assert set(rec["loss_curve"]) == {"stem", "stage1"}
     assert rec["loss_curve"]["stage1"] == alone["loss_curve"]["stage1"]
     assert [r for r in rec["rows"] if r["alias"] == "stage1"] == alone["rows"]
+
+
+def test_sr_lpips_metric_when_alexnet_weights_are_cached(tmp_path, monkeypatch):
+    """Offline the LPIPS metric is skipped with a note; with (here fabricated) AlexNet weights in
+    torch's cache it is computed."""
+    import torch
+
+    from dpllib import load_network
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("DPL_TORCHVISION_MIRROR", "http://127.0.0.1:9")
+    rec = super_resolution.run(cfg("super_resolution"), progress=False)
+    assert "LPIPS not computed" in rec["data"]["metrics_note"]
+    assert not any(r["metric"] == "lpips" for r in rec["rows"])
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(load_network("alexnet", "random").state_dict(), cache / "alexnet-owt-7be5be79.pth")
+    rec = super_resolution.run(cfg("super_resolution"), progress=False)
+    lpips_rows = [r for r in rec["rows"] if r["metric"] == "lpips"]
+    assert len(lpips_rows) == 3 and all(r["value"] > 0 for r in lpips_rows)

@@ -16,7 +16,6 @@ from .common import (CellConfig, autocast, batches, loss_for, make_record, per_p
 
 Z = 64
 PROBE_SHAPES: tuple[tuple[int, ...], ...] = ((), (32,), (64,), (32, 32), (64, 32), (64, 64), (128, 128))
-DATASETS = ("cifar10", "svhn", "stl10")
 LOSS_MIN_SIZE = 64  # 32 px images are upsampled to this before the loss network
 
 
@@ -93,8 +92,6 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
     """Train one autoencoder per point of the cell and score its embedding; returns the result
     record. When ``examples`` is a dict, it receives {alias: {original, reconstruction}}."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-    if cfg.dataset not in DATASETS:
-        raise DplError(f"autoencoding dataset must be one of {DATASETS}, got {cfg.dataset!r}")
 
     def body() -> dict:
         s = cfg.settings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import random
 import subprocess
@@ -21,6 +22,9 @@ from tqdm.auto import tqdm
 from ..errors import DplError
 
 BENCHMARKS = ("similarity", "super_resolution", "segmentation", "autoencoding")
+# the data sets each benchmark runs on (the study's first, then the offline stand-ins)
+BENCHMARK_DATASETS = {"similarity": ("bapps", "severity"), "super_resolution": ("coco", "bsds500"),
+                      "segmentation": ("mass_roads",), "autoencoding": ("svhn", "stl10", "cifar10")}
 BASELINE = "baseline"  # network name of the no-perceptual-loss control
 RECORD_SCHEMA = 1
 
@@ -89,6 +93,9 @@ class CellConfig:
     def validate(self) -> None:
         if self.benchmark not in BENCHMARKS:
             raise DplError(f"benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
+        if self.dataset not in BENCHMARK_DATASETS[self.benchmark]:
+            raise DplError(f"{self.benchmark} data set must be one of {BENCHMARK_DATASETS[self.benchmark]}, "
+                           f"got {self.dataset!r}")
         if self.budget not in BUDGETS[self.benchmark]:
             raise DplError(f"budget must be one of {sorted(BUDGETS[self.benchmark])}, got {self.budget!r}")
         if isinstance(self.points, str):

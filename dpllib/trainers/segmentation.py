@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..datasets import MassRoads
-from ..errors import DplError
 from ..metrics import road_scores
 from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
                      row, train_steps)
@@ -79,8 +78,6 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
     """Train and test one model per point of the cell; returns the result record. When
     ``examples`` is a dict, it receives {alias: {image, mask, prediction}} (two test images)."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-    if cfg.dataset != "mass_roads":
-        raise DplError(f"segmentation dataset must be 'mass_roads', got {cfg.dataset!r}")
 
     def body() -> dict:
         s = cfg.settings()

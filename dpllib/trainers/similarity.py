@@ -12,13 +12,11 @@ import torch
 from torch import nn
 
 from ..datasets import JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, severity_2afc
-from ..errors import DplError
 from ..loss import PerceptualLoss, feature_distance_map
 from ..metrics import jnd_map, twoafc_score
 from .common import (BASELINE, CellConfig, alias_of, make_record, pick_device, row,
                      seed_everything, train_steps)
 
-DATASETS = ("bapps", "severity")
 
 
 class RankingNet(nn.Module):
@@ -42,13 +40,11 @@ def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[TwoAFC]]:
         val = {s: bapps_2afc("val", s, cfg.data_root) for s in TWOAFC_VAL}
         jnd = {s: bapps_jnd(s, cfg.data_root) for s in JND_VAL}
         train = [bapps_2afc("train", s, cfg.data_root) for s in TWOAFC_TRAIN]
-    elif cfg.dataset == "severity":
+    else:  # "severity" (CellConfig checked the name)
         n = settings["severity_n"]
         val = severity_2afc(cfg.data_root, n_per_distortion=n, seed=0)
         jnd = {}
         train = list(severity_2afc(cfg.data_root, n_per_distortion=n, seed=1).values())
-    else:
-        raise DplError(f"similarity data set must be one of {DATASETS}, got {cfg.dataset!r}")
     return val, jnd, train
 
 

@@ -21,7 +21,6 @@ from ..metrics import psnr_y, ssim_y
 from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
                      row, train_steps)
 
-TRAIN_SOURCES = ("coco", "bsds500")
 TEST_SETS = ("set5", "set14", "bsd100")
 BORDER = 4
 
@@ -55,10 +54,26 @@ class TransformNetSR(nn.Module):
         return (torch.tanh(self.net(lr)) + 1) / 2
 
 
-def evaluate(model: nn.Module, data, device: torch.device, limit: int | None = None) -> dict[str, np.ndarray]:
-    """Per-image PSNR/SSIM (Y, border 4) of the model and of bicubic upscaling."""
+def lpips_metric(device: torch.device) -> tuple[nn.Module | None, str]:
+    """LPIPS (alex, lin) on [0, 1] images, or None and why when its AlexNet ImageNet weights
+    cannot be had (offline, not cached)."""
+    from ..errors import UnavailableError
+    from ..loss import PerceptualLoss
+
+    try:
+        return PerceptualLoss.lpips("alex", input_range=(0, 1), reduction="none").to(device), "LPIPS alex v0.1"
+    except UnavailableError as err:
+        return None, f"LPIPS not computed: {str(err).split('.')[0]}"
+
+
+def evaluate(model: nn.Module, data, device: torch.device, limit: int | None = None,
+             lpips_fn: nn.Module | None = None) -> dict[str, np.ndarray]:
+    """Per-image PSNR/SSIM (Y, border 4) of the model and of bicubic upscaling, and LPIPS
+    (lower is closer) when ``lpips_fn`` is given."""
     model.eval()
     out = {"psnr": [], "ssim": [], "psnr_bicubic": [], "ssim_bicubic": []}
+    if lpips_fn is not None:
+        out.update(lpips=[], lpips_bicubic=[])
     n = len(data) if limit is None else min(limit, len(data))
     with torch.no_grad():
         for i in range(n):
@@ -72,6 +87,9 @@ def evaluate(model: nn.Module, data, device: torch.device, limit: int | None = N
             out["ssim"].append(float(ssim_y(sr, hr, BORDER)[0]))
             out["psnr_bicubic"].append(psnr_y(bic, hr, BORDER).item())
             out["ssim_bicubic"].append(float(ssim_y(bic, hr, BORDER)[0]))
+            if lpips_fn is not None:
+                out["lpips"].append(lpips_fn(sr.clamp(0, 1), hr).item())
+                out["lpips_bicubic"].append(lpips_fn(bic, hr).item())
     return {k: np.array(v) for k, v in out.items()}
 
 
@@ -79,8 +97,6 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
     """Train and test one model per point of the cell; returns the result record. When
     ``examples`` is a dict, it receives {alias: {lr, sr, bicubic, hr}} (a Set5 image)."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-    if cfg.dataset not in TRAIN_SOURCES:
-        raise DplError(f"super_resolution dataset must be one of {TRAIN_SOURCES}, got {cfg.dataset!r}")
 
     def body() -> dict:
         s = cfg.settings()
@@ -92,6 +108,7 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
             raise DplError(f"only {len(train)} training images for {s['val_images']} validation images")
         val_idx = list(range(n_train, len(train)))
         tests = {name: SRTestSet(name, cfg.data_root) for name in TEST_SETS}
+        lpips_fn, lpips_note = lpips_metric(device)
 
         def train_point(point, alias, gen) -> dict:
             model = TransformNetSR().to(device)
@@ -127,7 +144,7 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
             model.load_state_dict(best["state"])
             rows = []
             for name, test in tests.items():
-                scores = evaluate(model, test, device, s["test_limit"])
+                scores = evaluate(model, test, device, s["test_limit"], lpips_fn)
                 rows += [row(point, alias, metric, values.mean(), name) for metric, values in scores.items()]
             if examples is not None:
                 lr, hr = tests["set5"][0]
@@ -143,7 +160,7 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
                        "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco"
                        else "BSDS500 train+test (stand-in for MS-COCO)",
                        "test_sets": {n: len(t) if limit is None else min(limit, len(t)) for n, t in tests.items()},
-                       "metrics_note": "PSNR/SSIM on Y (BT.601), 4-pixel border cropped"}
+                       "metrics_note": f"PSNR/SSIM on Y (BT.601), 4-pixel border cropped; {lpips_note}"}
         return out
 
     return make_record(cfg, body)
