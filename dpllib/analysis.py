@@ -87,9 +87,10 @@ def ranks(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
 
 
 def spearman(summary: pd.DataFrame, x: str, weights: str = "imagenet", n_boot: int = 2000,
-             seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+             seed: int = 0, level: float = 0.95, min_networks: int = 5) -> pd.DataFrame:
     """Spearman correlation of ``x`` (e.g. 'top1', 'depth') with the score per benchmark, with a
-    cluster bootstrap CI (networks resampled with their points) and the asymptotic p-value."""
+    cluster bootstrap CI (networks resampled with their points; NaN with fewer than
+    ``min_networks`` networks, where it would mislead) and the asymptotic p-value."""
     rng = np.random.default_rng(seed)
     rows = []
     for bench, sub in loss_networks(summary, weights).groupby("benchmark"):
@@ -102,7 +103,7 @@ def spearman(summary: pd.DataFrame, x: str, weights: str = "imagenet", n_boot: i
         rho, p = stats.spearmanr(sub[x], sub["score"])
         groups = {n: sub[sub["network"] == n] for n in networks}
         boot = []
-        for _ in range(n_boot):
+        for _ in range(n_boot if len(networks) >= min_networks else 0):
             pick = rng.choice(networks, size=len(networks), replace=True)
             sample = pd.concat([groups[n] for n in pick])
             if sample[x].nunique() > 1 and sample["score"].nunique() > 1:

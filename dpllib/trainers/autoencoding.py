@@ -11,8 +11,8 @@ from torch import nn
 
 from ..datasets import autoencoder_dataset
 from ..errors import DplError
-from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
-                     row, train_steps)
+from .common import (CellConfig, batches, loss_for, make_record, per_point, pick_device, row,
+                     supervised_step, train_steps)
 
 Z = 64
 PROBE_SHAPES: tuple[tuple[int, ...], ...] = ((), (32,), (64,), (32, 32), (64, 32), (64, 64), (128, 128))
@@ -117,15 +117,8 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
             index = batches(len(x_train), s["batch_size"], gen)
 
             def step(_i):
-                model.train()
                 x = x_train[next(index)].to(device)
-                with autocast(device):
-                    recon = model(x)
-                loss = criterion(recon.float(), x)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                return loss.item()
+                return supervised_step(model, opt, criterion, x, x, device)
 
             steps = s["steps"] or s["epochs"] * max(1, len(x_train) // s["batch_size"])
             curve, seconds = train_steps(step, steps, f"AE {cfg.network} {alias}", progress=progress)

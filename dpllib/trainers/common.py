@@ -164,6 +164,20 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tor
             yield order[start:start + batch_size]
 
 
+def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, criterion: Callable,
+                    inputs: torch.Tensor, target: torch.Tensor, device: torch.device) -> float:
+    """One optimizer step on ``criterion(model(inputs), target)`` (forward under autocast on
+    CUDA, loss in fp32); returns the loss."""
+    model.train()
+    with autocast(device):
+        output = model(inputs)
+    loss = criterion(output.float(), target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def train_steps(step: Callable[[int], float], steps: int, desc: str,
                 evaluate: Callable[[int], None] | None = None, eval_every: int = 0,
                 progress: bool = True) -> tuple[list[float], float]:

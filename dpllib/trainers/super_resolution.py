@@ -19,7 +19,7 @@ from ..datasets import SRTestSet, SRTrainSet, upscale_bicubic
 from ..errors import DplError
 from ..metrics import psnr_y, ssim_y
 from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
-                     row, train_steps)
+                     row, supervised_step, train_steps)
 
 TEST_SETS = ("set5", "set14", "bsd100")
 BORDER = 4
@@ -119,16 +119,8 @@ def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = N
             val_curve = []
 
             def step(_i):
-                model.train()
-                idx = next(index)
-                lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in idx.tolist())))
-                with autocast(device):
-                    sr = model(lr)
-                loss = criterion(sr.float(), hr)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                return loss.item()
+                lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in next(index).tolist())))
+                return supervised_step(model, opt, criterion, lr, hr, device)
 
             def validate(at_step):
                 model.eval()
