@@ -27,7 +27,7 @@ from .errors import DplError
 from .features import FeatureExtractor
 from .paths import cache_dir
 from .networks import ExtractionPoint, network_info, resolve, resolve_point
-from .weights import Weights, load_network
+from .weights import Weights, load_network, weights_label
 
 DISTANCES = ("mse", "l1", "lpips")
 NORMALIZATIONS = ("network", "imagenet", "lpips", "none")
@@ -182,7 +182,7 @@ class PerceptualLoss(nn.Module):
         model = load_network(network, weights, seed=seed)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
-        self.weights_label = weights if isinstance(weights, str) and weights in ("imagenet", "random") else "file"
+        self.weights_label = weights_label(weights)
         self.extractor = FeatureExtractor(model, [p.module for p in self.points], resolve(network)[0])
         self.channel_weights = nn.ParameterList(
             self._calibration(calibration) if calibration is not None else [])

@@ -47,8 +47,8 @@ def load_network(name: str, weights: Weights = "imagenet", seed: int = 0,
 
 
 def weights_label(weights: Weights) -> str:
-    """'imagenet', 'random' or 'file' (for result records)."""
-    return weights if weights in ("imagenet", "random") else "file"
+    """'imagenet', 'random' or 'file' (for reprs and records)."""
+    return weights if isinstance(weights, str) and weights in ("imagenet", "random") else "file"
 
 
 # --------------------------------------------------------------------------- imagenet

@@ -211,3 +211,25 @@ def test_registry_names_sources():
     for spec in DATASETS.values():
         assert spec.layout
     assert DATASETS["bapps_2afc_val"].files[0][0].url.endswith("twoafc_val.tar.gz")
+
+
+def test_fetch_adds_a_split_beside_an_existing_one(tmp_path, http_server):
+    """Fetching BAPPS train next to an existing val leaves val untouched (not copied, not moved)."""
+    import hashlib
+
+    server, base = http_server
+    make_bapps_2afc(tmp_path / "bapps" / "2afc" / "val" / "cnn", n=1)
+    val_inode = (tmp_path / "bapps" / "2afc" / "val" / "cnn" / "ref" / "000000.png").stat().st_ino
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"judge"
+        info = tarfile.TarInfo("2afc/train/mix/judge/000000.npy")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    server.files["/twoafc_train.tar.gz"] = buf.getvalue()
+    spec = DatasetSpec("bapps_2afc_train", "bapps", ("2afc/train",), files=((RemoteFile(
+        f"{base}/twoafc_train.tar.gz", hashlib.sha256(buf.getvalue()).hexdigest()), "."),))
+    fetch(spec, tmp_path)
+    assert (tmp_path / "bapps" / "2afc" / "train" / "mix" / "judge" / "000000.npy").read_bytes() == b"judge"
+    assert (tmp_path / "bapps" / "2afc" / "val" / "cnn" / "ref" / "000000.png").stat().st_ino == val_inode
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bapps")]

@@ -134,14 +134,13 @@ def dataset_path(name: str, root: str | os.PathLike | None = None, download_miss
 
 
 def fetch(spec: DatasetSpec, base: Path) -> None:
-    """Download and extract every file of ``spec`` into ``base/spec.folder``, atomically: the
-    data set's folder appears only once everything is in place."""
+    """Download and extract every file of ``spec`` into a staging folder beside the data set,
+    then move each new sub-folder into ``base/spec.folder`` with one rename: a data set's
+    folders appear only once complete, and what is already there is neither copied nor touched."""
     downloads = base / ".downloads"
     final = base / spec.folder
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=base))
     try:
-        if final.exists():  # keep what is there; add the missing parts
-            shutil.copytree(final, staging, dirs_exist_ok=True)
         for remote, sub in spec.files:
             target = staging / sub
             target.mkdir(parents=True, exist_ok=True)
@@ -163,17 +162,26 @@ def fetch(spec: DatasetSpec, base: Path) -> None:
             for item in src_path.iterdir():
                 os.replace(item, dst_path / item.name)
             src_path.rmdir()
-        missing = [r for r in spec.required if not (staging / r).exists()]
+        missing = [r for r in spec.required if not (staging / r).exists() and not (final / r).exists()]
         if missing:
             raise DplError(f"{spec.name}: after download the folders {missing} are missing "
                            f"(expected layout: {spec.layout}); the archive may have changed")
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, final)
+        _merge(staging, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _merge(src: Path, dst: Path) -> None:
+    """Move ``src``'s entries into ``dst``: a new entry by one rename, a folder present in both
+    by merging its entries, a file present in both is replaced."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        target = dst / item.name
+        if item.is_dir() and target.is_dir():
+            _merge(item, target)
+        else:
+            os.replace(item, target)
 
 
 def _recorded_sha256(archive: Path) -> str | None:
