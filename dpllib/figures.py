@@ -68,16 +68,18 @@ def split_bars(record: dict, metric: str, title: str | None = None):
 
 
 def heatmap(frame: pd.DataFrame, title: str, value: str = "score"):
-    """network x point heatmap with the value printed in each cell."""
+    """network x extraction point (study index 1-4, early to late) heatmap, the value printed in
+    each cell; the point's name is in the tooltip and the tables beside it."""
     import altair as alt
 
-    frame = frame.assign(point=frame["study_index"].astype("Int64").astype(str) + " " + frame["alias"])
-    base = alt.Chart(frame, title=title).encode(x=alt.X("point:N", sort=None, title="extraction point"),
-                                               y=alt.Y("network:N", title=None))
-    rect = base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="viridis")))
-    text = base.mark_text(fontSize=10).encode(text=alt.Text(f"{value}:Q", format=".3g"),
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X("study_index:O", title="extraction point (1 = earliest of the study's 4)"),
+        y=alt.Y("network:N", title=None))
+    rect = base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="viridis")),
+                                   tooltip=["network", "alias", alt.Tooltip(f"{value}:Q", format=".4g")])
+    text = base.mark_text(fontSize=11).encode(text=alt.Text(f"{value}:Q", format=".3g"),
                                              color=alt.value("white"))
-    return rect + text
+    return (rect + text).properties(width=240)
 
 
 def scatter_trend(frame: pd.DataFrame, x: str, title: str):
