@@ -54,7 +54,7 @@ def test_bapps_2afc_and_jnd_in_the_native_layout(tmp_path, monkeypatch):
     item = ds[1]
     assert len(ds) == 3 and item["ref"].shape == (3, 64, 64) and item["judge"] == pytest.approx(1 / 3)
     assert 0 <= item["p0"].min() and item["p0"].max() <= 1
-    expected = np.asarray(Image.open(tmp_path / "bapps/2afc/val/cnn/p1/000001.png"))
+    expected = np.array(Image.open(tmp_path / "bapps/2afc/val/cnn/p1/000001.png"))
     assert torch.equal((item["p1"] * 255).round().byte(), torch.from_numpy(expected).permute(2, 0, 1))
     j = bapps_jnd("traditional")
     assert len(j) == 2 and j[1]["same"] == pytest.approx(0.25) and set(j[0]) == {"p0", "p1", "same"}
