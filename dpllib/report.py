@@ -82,7 +82,6 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
     executed. Raises when a chapter fails."""
     import papermill as pm
 
-    from . import __version__
     from .results import table, write_table
 
     frame = table(results_dir)
@@ -90,13 +89,15 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
     table_bytes = frame.to_csv(index=False).encode()
     write_table(frame, table_path)
     preset_bytes = (results_dir / "preset.json").read_bytes() if (results_dir / "preset.json").is_file() else b""
+    # the library's own source: a change to the statistics or figures re-executes the chapters
+    library_bytes = b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.rglob("*.py")))
     chapters = book_dir / "chapters"
     chapters.mkdir(parents=True, exist_ok=True)
     executed = []
     for name, (source, extra, title) in CHAPTERS.items():
         out = chapters / f"{name}.ipynb"
-        key = _digest(table_bytes, preset_bytes, (ANALYSIS / source).read_bytes(),
-                      json.dumps([extra, title], sort_keys=True).encode(), __version__.encode())
+        key = _digest(table_bytes, preset_bytes, library_bytes, (ANALYSIS / source).read_bytes(),
+                      json.dumps([extra, title], sort_keys=True).encode())
         if out.is_file() and not force:
             old = nbformat.read(out, as_version=4)
             if old.metadata.get("dpl", {}).get("inputs") == key and not error_outputs(old):
