@@ -8,6 +8,8 @@ All points of one network come from one pass of feature computation over each ba
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import torch
 from torch import nn
 
@@ -16,7 +18,6 @@ from ..loss import PerceptualLoss, feature_distance_map
 from ..metrics import jnd_map, twoafc_score
 from .common import (BASELINE, CellConfig, alias_of, make_record, pick_device, row,
                      seed_everything, train_steps)
-
 
 
 class RankingNet(nn.Module):
@@ -65,42 +66,55 @@ class Distances:
         with torch.no_grad():
             return self.loss.features(images)
 
-    def distance(self, i: int, a: torch.Tensor, b: torch.Tensor, lin: torch.Tensor | None = None) -> torch.Tensor:
+    def distance(self, a: torch.Tensor, b: torch.Tensor, lin: torch.Tensor | None = None) -> torch.Tensor:
         if self.baseline:
             return (a - b).pow(2).mean(dim=(1, 2, 3))
         return feature_distance_map(a, b, "lpips", lin).mean(dim=(1, 2, 3))
 
 
-def _score_2afc(dist: Distances, data: TwoAFC, n_points: int, lins, batch: int, limit: int | None):
-    t = data.tensors()
-    n = len(data) if limit is None else min(limit, len(data))
-    d0s = [[] for _ in range(n_points)]
-    d1s = [[] for _ in range(n_points)]
-    for s in range(0, n, batch):
-        e = min(n, s + batch)
-        k = e - s
-        feats = dist.features(torch.cat([t["ref"][s:e], t["p0"][s:e], t["p1"][s:e]]))  # one pass
-        for i, f in enumerate(feats):
-            with torch.no_grad():
-                lin = lins[i] if lins else None
-                d0s[i].append(dist.distance(i, f[:k], f[k:2 * k], lin).cpu())
-                d1s[i].append(dist.distance(i, f[:k], f[2 * k:], lin).cpu())
-    judge = t["judge"][:n]
-    return [twoafc_score(torch.cat(d0), torch.cat(d1), judge) for d0, d1 in zip(d0s, d1s)]
+def _pair_distances(dist: Distances, stacks: list[torch.Tensor], pairs: list[tuple[int, int]],
+                    variants: dict, batch: int, n: int) -> dict[tuple[str, int, int], torch.Tensor]:
+    """Distances of image pairs, {(variant, point index, pair index): n distances}. The
+    ``stacks`` (uint8 image batches) go through the network together, once per batch, and
+    every variant (uncalibrated, lin) is scored from those same features."""
+    parts: dict[tuple[str, int, int], list[torch.Tensor]] = defaultdict(list)
+    for start in range(0, n, batch):
+        k = min(n, start + batch) - start
+        feats = dist.features(torch.cat([t[start:start + k] for t in stacks]))
+        with torch.no_grad():
+            for variant, lins in variants.items():
+                for i, f in enumerate(feats):
+                    for j, (a, b) in enumerate(pairs):
+                        d = dist.distance(f[a * k:(a + 1) * k], f[b * k:(b + 1) * k], lins[i] if lins else None)
+                        parts[variant, i, j].append(d.cpu())
+    return {key: torch.cat(v) for key, v in parts.items()}
 
 
-def _score_jnd(dist: Distances, data, n_points: int, lins, batch: int, limit: int | None):
+def _score_2afc(dist: Distances, data: TwoAFC, n_points: int, variants: dict, batch: int,
+                limit: int | None) -> dict[str, list[float]]:
+    """{variant: 2AFC score per point} of one 2AFC split."""
     t = data.tensors()
     n = len(data) if limit is None else min(limit, len(data))
-    ds = [[] for _ in range(n_points)]
-    for s in range(0, n, batch):
-        e = min(n, s + batch)
-        k = e - s
-        feats = dist.features(torch.cat([t["p0"][s:e], t["p1"][s:e]]))
-        for i, f in enumerate(feats):
-            with torch.no_grad():
-                ds[i].append(dist.distance(i, f[:k], f[k:], lins[i] if lins else None).cpu())
-    return [jnd_map(torch.cat(d), t["same"][:n]) for d in ds]
+    d = _pair_distances(dist, [t["ref"], t["p0"], t["p1"]], [(0, 1), (0, 2)], variants, batch, n)
+    return {v: [twoafc_score(d[v, i, 0], d[v, i, 1], t["judge"][:n]) for i in range(n_points)] for v in variants}
+
+
+def _score_jnd(dist: Distances, data, n_points: int, variants: dict, batch: int,
+               limit: int | None) -> dict[str, list[float]]:
+    """{variant: JND mAP per point} of one JND split."""
+    t = data.tensors()
+    n = len(data) if limit is None else min(limit, len(data))
+    d = _pair_distances(dist, [t["p0"], t["p1"]], [(0, 1)], variants, batch, n)
+    return {v: [jnd_map(d[v, i, 0], t["same"][:n]) for i in range(n_points)] for v in variants}
+
+
+def _split_rows(metric: str, per_split: dict[str, list[float]], points: list[str], aliases: list[str]) -> list[dict]:
+    """Rows of each split's score per point, and their unweighted mean over splits."""
+    rows = []
+    for i, (p, a) in enumerate(zip(points, aliases)):
+        rows += [row(p, a, metric, scores[i], split) for split, scores in per_split.items()]
+        rows.append(row(p, a, metric, sum(v[i] for v in per_split.values()) / len(per_split), "mean"))
+    return rows
 
 
 def _train_lin(dist: Distances, train: list[TwoAFC], n_points: int, settings: dict, gen: torch.Generator,
@@ -140,8 +154,8 @@ def _train_lin(dist: Distances, train: list[TwoAFC], n_points: int, settings: di
         judge = b["judge"].to(device).float()
         loss = 0.0
         for i, f in enumerate(feats):
-            d0 = dist.distance(i, f[:k], f[k:2 * k], lins[i])
-            d1 = dist.distance(i, f[:k], f[2 * k:], lins[i])
+            d0 = dist.distance(f[:k], f[k:2 * k], lins[i])
+            d1 = dist.distance(f[:k], f[2 * k:], lins[i])
             loss = loss + bce(rankers[i](d0, d1).clamp(1e-6, 1 - 1e-6), judge)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -169,26 +183,20 @@ def run(cfg: CellConfig | dict, progress: bool = True) -> dict:
         points = cfg.points if not dist.baseline else [BASELINE]
         n = len(points)
         aliases = [alias_of(cfg.network, p) for p in points]
-        rows = []
         variants = {"2afc": None}
         curve, seconds = [], 0.0
         if not dist.baseline:
             lins, curve, seconds = _train_lin(dist, train, n, settings, gen, progress)
             variants["2afc_lin"] = lins
         batch, limit = settings["batch_size"], settings["eval_limit"]
-        for metric, lins in variants.items():
-            per_split = {s: _score_2afc(dist, d, n, lins, batch, limit) for s, d in val.items()}
-            for i, (p, a) in enumerate(zip(points, aliases)):
-                for s, scores in per_split.items():
-                    rows.append(row(p, a, metric, scores[i], s))
-                rows.append(row(p, a, metric, sum(v[i] for v in per_split.values()) / len(per_split), "mean"))
-            if jnd:
-                jmetric = "jnd_map" + metric[4:]
-                per_jnd = {s: _score_jnd(dist, d, n, lins, batch, limit) for s, d in jnd.items()}
-                for i, (p, a) in enumerate(zip(points, aliases)):
-                    for s, scores in per_jnd.items():
-                        rows.append(row(p, a, jmetric, scores[i], s))
-                    rows.append(row(p, a, jmetric, sum(v[i] for v in per_jnd.values()) / len(per_jnd), "mean"))
+        twoafc = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
+        jnd_scores = {s: _score_jnd(dist, d, n, variants, batch, limit) for s, d in jnd.items()}
+        rows = []
+        for variant in variants:
+            rows += _split_rows(variant, {s: v[variant] for s, v in twoafc.items()}, points, aliases)
+            if jnd_scores:  # jnd_map, jnd_map_lin
+                rows += _split_rows("jnd_map" + variant[4:], {s: v[variant] for s, v in jnd_scores.items()},
+                                    points, aliases)
         return {"rows": rows, "loss_curve": curve, "seconds_per_step": seconds,
                 "data": {"val_splits": {s: len(d) for s, d in val.items()},
                          "jnd_splits": {s: len(d) for s, d in jnd.items()},
