@@ -51,9 +51,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"preset {preset['name']}: {len(grid.cells(preset))} cells -> {results_dir}")
         print(grid.estimate(preset))
         return 0
-    removed = grid.clean_temporaries(results_dir) if Path(results_dir).exists() else 0
-    if removed:
-        print(f"removed {removed} temporary files left by an interrupted run")
     if args.slurm:
         jobs = grid.run_slurm(preset, results_dir, partition=args.partition, time_min=args.time_min,
                               parallelism=args.parallelism)

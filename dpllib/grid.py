@@ -129,6 +129,11 @@ class IsolatedKernelManager(KernelManager):
         self.transport = "ipc"
         self.ip = os.path.join(tempfile.mkdtemp(prefix="dpl-kernel-"), "ipc")
 
+    def cleanup_resources(self, restart: bool = False) -> None:
+        super().cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(os.path.dirname(self.ip), ignore_errors=True)
+
 
 def run_cell(cell: dict, results_dir: str | os.PathLike) -> dict:
     """Run one cell's notebook with papermill; keep the executed notebook beside the record.
@@ -209,13 +214,16 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
         retry_failed: bool = False, progress: bool = True) -> Counter:
     """Run every missing cell locally (sequentially, or in ``workers`` processes); returns the
     count of outcomes. Cells with a record are skipped (failed ones too, unless
-    ``retry_failed``)."""
+    ``retry_failed``); temporary files an interrupted run left are removed first."""
     from tqdm.auto import tqdm
 
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     todo = []
     outcome: Counter = Counter()
+    removed = clean_temporaries(results_dir)
+    if removed:
+        outcome["temporaries removed"] = removed
     for s in status(preset, results_dir):
         if s.state == "pending" or (retry_failed and s.state == "failed"):
             todo.append(s.cell)

@@ -150,8 +150,6 @@ def build_book(preset: str = "offline", results_dir: str | os.PathLike | None = 
     results_dir = Path(results_dir) if results_dir else results_root() / spec["name"]
     book_dir = Path(book_dir) if book_dir else REPO / "book"
     if run:
-        if results_dir.exists():
-            grid.clean_temporaries(results_dir)
         outcome = grid.run(spec, results_dir, workers=workers, progress=progress)
         if progress:
             print("cells:", ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())))

@@ -51,6 +51,13 @@ def shared_data() -> Path:
     return root
 
 
+@pytest.fixture()
+def data_env(monkeypatch, shared_data, tmp_path_factory):
+    """DPL_DATA_ROOT at the shared (read-only) data, DPL_CACHE in this session's temp folder."""
+    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` (path -> bytes) with HTTP Range support; paths listed in
     ``server.break_once`` are cut off half way the first time they are requested."""

@@ -18,10 +18,7 @@ from dpllib.datasets import (
 from dpllib.datasets.core import DatasetSpec, RemoteFile, fetch
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch, shared_data):
-    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
-    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
+pytestmark = pytest.mark.usefixtures("data_env")
 
 
 def _png(path, size=64, seed=0, mode="RGB"):

@@ -33,10 +33,7 @@ def write_preset(tmp_path, **changes):
     return path
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch, shared_data, tmp_path_factory):
-    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
-    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
+pytestmark = pytest.mark.usefixtures("data_env")
 
 
 @pytest.mark.parametrize("change, message", [

@@ -10,16 +10,14 @@ from dpllib.results import read_record
 from .conftest import REPO
 from .test_trainers import DATASET, TINY
 
+pytestmark = pytest.mark.usefixtures("data_env")
 POINTS = {"similarity": ["stem", "stage7"], "super_resolution": ["stage1"], "segmentation": ["stage4"],
           "autoencoding": ["stage4"]}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("benchmark", list(TINY))
-def test_benchmark_notebook_runs_and_writes_a_record(benchmark, tmp_path, shared_data, monkeypatch,
-                                                     tmp_path_factory):
-    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
-    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
+def test_benchmark_notebook_runs_and_writes_a_record(benchmark, tmp_path):
     out = tmp_path / f"{benchmark}.ipynb"
     record_path = tmp_path / "record.json"
     pm.execute_notebook(
@@ -40,11 +38,8 @@ def test_benchmark_notebook_runs_and_writes_a_record(benchmark, tmp_path, shared
 
 @pytest.mark.slow
 @pytest.mark.parametrize("benchmark", list(TINY))
-def test_benchmark_notebook_runs_with_default_parameters(benchmark, tmp_path, shared_data, monkeypatch,
-                                                         tmp_path_factory):
+def test_benchmark_notebook_runs_with_default_parameters(benchmark, tmp_path, monkeypatch):
     """As `make lab` opens it: no parameters at all (smoke budget, EfficientNet-Lite0)."""
-    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
-    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
     monkeypatch.setenv("DPL_RESULTS", str(tmp_path / "results"))
     out = tmp_path / f"{benchmark}.ipynb"
     pm.execute_notebook(str(REPO / "notebooks" / "benchmarks" / f"{benchmark}.ipynb"), str(out),

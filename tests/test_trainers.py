@@ -19,10 +19,7 @@ RUN = {"similarity": similarity.run, "super_resolution": super_resolution.run,
        "segmentation": segmentation.run, "autoencoding": autoencoding.run}
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch, tmp_path_factory, shared_data):
-    monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
-    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
+pytestmark = pytest.mark.usefixtures("data_env")
 
 
 def cfg(benchmark, network="efficientnet_lite0", points=("stage1",), weights="random", **kw):

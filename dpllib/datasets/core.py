@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,6 @@ class DatasetSpec:
     moves: tuple[tuple[str, str], ...] = ()  # after extraction: (from, to) inside folder
     layout: str = ""
     citation: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 BAPPS_URL = "https://people.eecs.berkeley.edu/~rich.zhang/projects/2018_perceptual/dataset/{}.tar.gz"

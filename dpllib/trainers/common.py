@@ -86,10 +86,6 @@ class CellConfig:
         cfg.validate()
         return cfg
 
-    @property
-    def trains(self) -> bool:
-        return self.benchmark != "similarity"
-
     def validate(self) -> None:
         if self.benchmark not in BENCHMARKS:
             raise DplError(f"benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
