@@ -21,7 +21,7 @@ import torch
 warnings.filterwarnings("ignore")
 
 TINY = {
-    "similarity": {"lin_steps": 3, "severity_n": 20, "eval_limit": 50},
+    "similarity": {"steps": 3, "severity_n": 20, "eval_limit": 50},
     "super_resolution": {"steps": 3, "train_limit": 8, "val_images": 1, "test_limit": 1, "eval_every": 1000},
     "segmentation": {"steps": 3, "eval_every": 1000},
     "autoencoding": {"steps": 3, "train_limit": 512, "test_limit": 64, "probe_epochs": 1},
@@ -34,7 +34,7 @@ def main() -> None:
     from dpllib.grid import load_preset
     from dpllib.networks import network_info
     from dpllib.trainers import RUNNERS
-    from dpllib.trainers.common import environment
+    from dpllib.results import environment
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--networks", nargs="*")
@@ -50,7 +50,7 @@ def main() -> None:
             cfg = {"benchmark": bench, "network": net, "points": points, "weights": "random",
                    "dataset": DATASET[bench], "budget": "paper", "seed": 0, "overrides": TINY[bench]}
             t = time.perf_counter()
-            rec = RUNNERS[bench](cfg, progress=False)
+            rec, _ = RUNNERS[bench](cfg, progress=False)
             if rec["status"] != "ok":
                 print(f"{bench}/{net}: failed: {rec['error']}")
                 continue

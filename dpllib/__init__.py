@@ -7,7 +7,7 @@
 
 from .errors import DplError, UnavailableError
 from .features import FeatureExtractor
-from .loss import PerceptualLoss, feature_distance_map, perceptual_distance
+from .loss import PerceptualLoss, feature_distance_map, normalization_constants, perceptual_distance
 from .networks import (
     ExtractionPoint,
     NetworkInfo,
@@ -32,6 +32,7 @@ __all__ = [
     "list_networks",
     "load_network",
     "network_info",
+    "normalization_constants",
     "perceptual_distance",
     "resolve_point",
 ]

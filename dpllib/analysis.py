@@ -270,3 +270,76 @@ def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
     budget = ", ".join(sorted(sub["budget"].dropna().unique()))
     seeds = sorted(int(s) for s in sub["seed"].dropna().unique())
     return f"weights: {weights} | data: {data} | budget: {budget} | seeds: {seeds}"
+
+
+# --------------------------------------------------------------------------- the methods page
+
+
+def preset_networks(preset: dict) -> pd.DataFrame:
+    """The preset's loss networks: one row per network and study point with its weights,
+    ImageNet top-1, parameters, batch norm, module, alias, depth and channels."""
+    from .networks import extraction_points, network_info, resolve_point
+
+    rows = []
+    for entry in preset["networks"]:
+        info = network_info(entry["network"])
+        weights = entry.get("weights", ["imagenet"])
+        weights = [weights] if isinstance(weights, str) else weights
+        chosen = entry.get("points")
+        points = ([resolve_point(info.name, p) for p in chosen] if chosen
+                  else extraction_points(info.name, study_only=True))
+        for p in points:
+            rows.append({"network": info.name, "weights": ", ".join(weights), "top1": info.top1,
+                         "params (M)": round(info.params / 1e6, 1), "batch norm": info.has_batchnorm,
+                         "point": p.study_index, "module": p.module, "alias": p.alias, "depth": round(p.depth, 3),
+                         "channels": p.channels, "weights from": info.weights_origin.split(" (")[0]})
+    return pd.DataFrame(rows)
+
+
+def preset_benchmarks(preset: dict) -> pd.DataFrame:
+    """The preset's benchmarks: data, score and the budget settings each cell ran with."""
+    from .config import CellConfig
+
+    rows = []
+    for bench, dataset in preset["benchmarks"].items():
+        settings = CellConfig(bench, "baseline", dataset=dataset, budget=preset["budget"],
+                              overrides=preset.get("overrides", {}).get(bench, {})).settings()
+        rows.append({"benchmark": bench, "data": DATA_KIND.get(dataset, dataset), "score": PRIMARY[bench][2],
+                     "budget settings": ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)})
+    return pd.DataFrame(rows)
+
+
+def records_line(table: pd.DataFrame) -> str:
+    """How many cells ran, how many are ok, and their total wall time."""
+    cells = table.drop_duplicates("cell_id")
+    return (f"Records: {len(cells)} cells, {int((cells['status'] == 'ok').sum())} ok; "
+            f"total wall time {cells['wall_time_s'].sum() / 60:.1f} min.")
+
+
+# --------------------------------------------------------------------------- the run summary
+
+
+def run_summary(ranking: pd.DataFrame, accuracy: pd.DataFrame, depth: pd.DataFrame, shares: pd.DataFrame,
+                pretrained: pd.DataFrame) -> list[str]:
+    """One sentence per finding of the conventions chapter (Markdown), from its tables: ``ranks``,
+    ``spearman`` on top1 and on depth, ``variance_shares`` and ``pretrained_vs_random``."""
+
+    def interval(r) -> str:
+        if pd.isna(r["ci_low"]):
+            return f"(no interval: {r['networks']} networks are too few for a cluster bootstrap)"
+        return f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] ({r['networks']} networks)"
+
+    lines = []
+    if not ranking.empty:
+        lines.append(f"Best average rank: **{ranking.iloc[0]['network']}** ({ranking.iloc[0]['average_rank']:.2f}).")
+    for name, frame in (("ImageNet top-1", accuracy), ("depth", depth)):
+        for _, r in frame.dropna(subset=["rho"]).iterrows():
+            lines.append(f"{r['benchmark']}: {name} vs score rho = {r['rho']:.2f} {interval(r)}, p = {r['p']:.2g}.")
+    for _, r in shares.dropna(subset=["network"]).iterrows():
+        lines.append(f"{r['benchmark']}: the network explains {r['network']:.0%} of the score variation, "
+                     f"the point {r['point']:.0%}.")
+    for _, r in pretrained.iterrows():
+        lines.append(f"{r['benchmark']}: pretrained beats random weights in {r['pretrained_wins']:.0%} of "
+                     f"{r['pairs']} pairs (mean difference {r['mean_difference']:.3g} "
+                     f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}]).")
+    return lines

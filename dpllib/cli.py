@@ -38,8 +38,10 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_dir(args: argparse.Namespace, preset: dict) -> str:
-    return args.results or f"results/{preset['name']}"
+def _results_dir(args: argparse.Namespace, preset: dict) -> Path:
+    from .paths import preset_results_dir
+
+    return preset_results_dir(preset["name"], args.results)
 
 
 def _run(args: argparse.Namespace) -> int:

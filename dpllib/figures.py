@@ -17,8 +17,8 @@ def use_svg() -> None:
 
 
 def image_grid(images: list[torch.Tensor], titles: list[str] | None = None, height: int = 160):
-    """A row of 3 x H x W (or 1 x H x W) images in [0, 1], scaled to ``height`` px, as an IPython
-    HTML object with captions."""
+    """A row of 3 x H x W (or 1 x H x W) images (float in [0, 1] or uint8), scaled to ``height``
+    px, as an IPython HTML object with captions."""
     import base64
 
     from IPython.display import HTML
@@ -26,7 +26,8 @@ def image_grid(images: list[torch.Tensor], titles: list[str] | None = None, heig
 
     cells = []
     for i, img in enumerate(images):
-        img = img.detach().float().clamp(0, 1).cpu()
+        img = img.detach().cpu()
+        img = (img.float() / 255 if img.dtype == torch.uint8 else img.float()).clamp(0, 1)
         if img.shape[0] == 1:
             img = img.expand(3, -1, -1)
         arr = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
@@ -104,3 +105,36 @@ def paired(frame: pd.DataFrame, title: str):
         x=alt.X("point:N", sort=None), xOffset="network:N", y=alt.Y("difference:Q", title="pretrained - random"),
         color="network:N").properties(width=160, height=150).facet(
         column="benchmark:N").resolve_scale(y="independent")
+
+
+def rows_table(record: dict) -> pd.DataFrame:
+    """A record's result rows as a table (point, metric, split, value)."""
+    frame = pd.DataFrame(record["rows"])
+    return frame[["alias", "metric", "split", "value"]].rename(columns={"alias": "point"}) if not frame.empty else frame
+
+
+def show_cell(record: dict, examples: dict) -> None:
+    """Display one benchmark cell's figures: its example images per point and its loss curves."""
+    from IPython.display import display
+
+    use_svg()
+    bench = record["config"]["benchmark"]
+    network = record["config"]["network"]
+    if bench == "similarity":
+        metrics = {r["metric"] for r in record["rows"]}
+        for metric, title in (("2afc", "uncalibrated"), ("2afc_lin", "lin-calibrated")):
+            if metric in metrics:
+                display(split_bars(record, metric, f"2AFC per split, {title}"))
+    for alias, ex in examples.items():
+        if bench == "super_resolution":
+            display(image_grid([ex["lr"], ex["bicubic"], ex["sr"], ex["hr"]],
+                               ["LR input", "bicubic", f"{network} {alias}", "HR"]))
+        elif bench == "segmentation":
+            display(image_grid([ex["image"][0], ex["mask"][0], ex["prediction"][0]],
+                               ["image", "road mask", f"{network} {alias}: prediction"]))
+        elif bench == "autoencoding":
+            n = len(ex["original"])
+            display(image_grid(list(ex["original"]) + list(ex["reconstruction"]), ["original"] * n + [alias] * n,
+                               height=64))
+    if record.get("loss_curve"):
+        display(loss_curve(record))

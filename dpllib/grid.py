@@ -22,9 +22,11 @@ from pathlib import Path
 import yaml
 from jupyter_client import KernelManager
 
+from .config import (BASELINE, BENCHMARK_DATASETS, BENCHMARKS, BUDGETS, PAPER_TRAINING_ITEMS, CellConfig,
+                     training_steps)
 from .errors import DplError, close_matches
-from .results import atomic_write_text, cell_id, read_record, record_path, write_record
-from .trainers.common import BASELINE, BENCHMARK_DATASETS, BENCHMARKS, BUDGETS, CellConfig, environment
+from .files import atomic_write
+from .results import cell_id, failed_record, read_record, record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks" / "benchmarks"
@@ -160,9 +162,8 @@ def run_cell(cell: dict, results_dir: str | os.PathLike) -> dict:
         os.replace(tmp_nb, executed)
     if path.exists():
         return read_record(path)
-    record = {"schema": 1, "config": cell, "settings": {}, "environment": environment(), "status": "failed",
-              "rows": [], "error": (error or "the notebook wrote no record").strip().splitlines()[-1],
-              "traceback": error or "", "wall_time_s": time.perf_counter() - start}
+    record = failed_record(cell, {}, (error or "the notebook wrote no record").strip().splitlines()[-1],
+                           error or "", time.perf_counter() - start)
     write_record(record, path)
     return record
 
@@ -279,7 +280,7 @@ def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partitio
 
 def _write_manifest(preset: dict, results_dir: Path) -> None:
     """The preset as run, beside the records (the book's methods page reads it)."""
-    atomic_write_text(results_dir / "preset.json", json.dumps(preset, indent=1, default=str))
+    atomic_write(results_dir / "preset.json", json.dumps(preset, indent=1, default=str))
 
 
 # --------------------------------------------------------------------------- estimates
@@ -323,14 +324,9 @@ def estimate(preset: dict, step_costs: dict | None = None) -> str:
 
 
 def _steps(bench: str, settings: dict) -> int:
-    """Optimizer steps of one training (the similarity cell: lin calibration steps)."""
-    if bench == "similarity":  # BAPPS 2AFC train has 151.4k triplets
-        return settings["lin_steps"] or settings["lin_epochs"] * 151_400 // settings["batch_size"]
-    if settings["steps"]:
-        return settings["steps"]
-    # training items per epoch: Massachusetts Roads train 1108 images, SVHN train 73,257
-    per_epoch = {"segmentation": 1108, "autoencoding": 73_257}[bench] // settings["batch_size"]
-    return settings["epochs"] * per_epoch
+    """Optimizer steps of one training at the study's data sizes (the similarity cell: its lin
+    calibration steps)."""
+    return training_steps(settings, PAPER_TRAINING_ITEMS.get(bench, 0))
 
 
 def clean_temporaries(results_dir: str | os.PathLike) -> int:

@@ -11,11 +11,10 @@ with d one of
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -77,6 +76,30 @@ def lpips_lin_weights(net: str) -> list[torch.Tensor]:
     return [state[f"lin{i}.model.1.weight"] for i in range(len(state))]
 
 
+def normalization_constants(normalization: str, network_mean: Sequence[float], network_std: Sequence[float],
+                            input_range: tuple[float, float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (shift, scale) so that ``(x - shift) / scale`` is what the network expects
+    for images ``x`` in ``input_range``, with the range conversion folded in.
+
+    normalization: ``"network"`` (``network_mean``/``network_std``, for inputs in [0, 1]),
+    ``"imagenet"``, ``"lpips"`` (LPIPS's scaling layer, for inputs in [-1, 1]) or ``"none"``.
+    """
+    _one_of("normalization", normalization, NORMALIZATIONS)
+    if normalization == "none":
+        return (0.0,) * 3, (1.0,) * 3
+    if normalization == "lpips":
+        shift, scale = LPIPS_SHIFT, LPIPS_SCALE
+        if input_range == (0.0, 1.0):  # x11 = 2 x - 1: (x11 - sh) / sc = (x - (sh + 1) / 2) / (sc / 2)
+            shift, scale = tuple((m + 1) / 2 for m in shift), tuple(sc / 2 for sc in scale)
+        return tuple(shift), tuple(scale)
+    from .networks import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else (network_mean, network_std)
+    if input_range == (-1.0, 1.0):  # x01 = (x + 1) / 2: (x01 - m) / s = (x - (2m - 1)) / (2s)
+        return tuple(2 * m - 1 for m in mean), tuple(2 * sd for sd in std)
+    return tuple(mean), tuple(std)
+
+
 def unit_normalize(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Divide each spatial position's feature vector by its L2 norm over channels (dim 1)."""
     return features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
@@ -94,6 +117,45 @@ def feature_distance_map(a: torch.Tensor, b: torch.Tensor, distance: str,
     if channel_weights is None:
         return diff.sum(dim=1, keepdim=True)
     return (diff * channel_weights).sum(dim=1, keepdim=True)
+
+
+def perceptual_distance(x: torch.Tensor, y: torch.Tensor, features: Callable[[torch.Tensor], list[torch.Tensor]],
+                        distance: str = "mse", point_weights: Sequence[float] | torch.Tensor | None = None,
+                        channel_weights: Sequence[torch.Tensor] | None = None,
+                        reduction: str = "mean") -> torch.Tensor:
+    """The deep perceptual distance of two N x 3 x H x W batches, already in the network's input
+    convention: ``features(images)`` returns each point's N x C x h x w features; per point a
+    distance map (see :func:`feature_distance_map`), weighted by ``point_weights`` (default 1),
+    averaged over space and summed over points.
+
+    reduction: ``"mean"`` (scalar), ``"sum"``, ``"none"`` (N) or ``"map"`` (N x 1 x H x W, each
+    point's map upsampled to the input size). When only one input needs gradients the two
+    batches go through the network separately (backpropagation then skips the other); else
+    together in one pass.
+    """
+    _one_of("distance", distance, DISTANCES)
+    _one_of("reduction", reduction, REDUCTIONS)
+    if x.requires_grad or y.requires_grad:
+        pairs = list(zip(features(x), features(y)))
+    else:
+        n = x.shape[0]
+        pairs = [(f[:n], f[n:]) for f in features(torch.cat([x, y]))]
+    if point_weights is None:
+        point_weights = [1.0] * len(pairs)
+    total = None
+    for i, (fx, fy) in enumerate(pairs):
+        lin = channel_weights[i] if channel_weights else None
+        dmap = feature_distance_map(fx, fy, distance, lin) * point_weights[i]
+        if reduction == "map":
+            dmap = F.interpolate(dmap, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            dmap = dmap.mean(dim=(1, 2, 3))
+        total = dmap if total is None else total + dmap
+    if reduction == "mean":
+        return total.mean()
+    if reduction == "sum":
+        return total.sum()
+    return total
 
 
 class PerceptualLoss(nn.Module):
@@ -145,7 +207,6 @@ class PerceptualLoss(nn.Module):
         if not points:
             raise DplError("PerceptualLoss needs at least one extraction point")
         _one_of("distance", distance, DISTANCES)
-        _one_of("normalization", normalization, NORMALIZATIONS)
         _one_of("reduction", reduction, REDUCTIONS)
         _one_of("grayscale", grayscale, ("error", "rgb"))
         input_range = tuple(float(v) for v in input_range)
@@ -160,23 +221,7 @@ class PerceptualLoss(nn.Module):
         self.register_buffer("point_weights", torch.tensor(point_weights or [1.0] * len(points)),
                              persistent=False)
         info = network_info(network)
-        if normalization == "lpips":
-            shift, scale = LPIPS_SHIFT, LPIPS_SCALE
-        elif normalization == "none":
-            shift, scale = (0.0,) * 3, (1.0,) * 3
-        else:  # mean/std are for [0, 1] inputs; fold the range conversion in
-            mean, std = info.mean, info.std
-            if normalization == "imagenet":
-                from .networks import IMAGENET_MEAN, IMAGENET_STD
-
-                mean, std = IMAGENET_MEAN, IMAGENET_STD
-            shift, scale = mean, std
-        if normalization in ("network", "imagenet") and input_range == (-1.0, 1.0):
-            # x01 = (x + 1) / 2  ->  (x01 - m) / s = (x - (2m - 1)) / (2s)
-            shift, scale = tuple(2 * m - 1 for m in shift), tuple(2 * s for s in scale)
-        if normalization == "lpips" and input_range == (0.0, 1.0):
-            # x11 = 2 x - 1 -> (x11 - sh) / sc = (x - (sh + 1) / 2) / (sc / 2)
-            shift, scale = tuple((m + 1) / 2 for m in shift), tuple(s / 2 for s in scale)
+        shift, scale = normalization_constants(normalization, info.mean, info.std, input_range)
         self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
         model = load_network(network, weights, seed=seed)
@@ -236,37 +281,23 @@ class PerceptualLoss(nn.Module):
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Features at each point for a batch in ``input_range`` (one truncated pass)."""
+        return self._features(self.normalize(images))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, y = self._checked(x, y)
+        return perceptual_distance(self.normalize(x), self.normalize(y), self._features, self.distance,
+                                   self.point_weights, list(self.channel_weights) or None, self.reduction)
+
+    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Features of already normalised images (one truncated pass)."""
         try:
-            feats = self.extractor(self.normalize(images).contiguous(memory_format=self.memory_format))
+            feats = self.extractor(images.contiguous(memory_format=self.memory_format))
         except (RuntimeError, ValueError) as err:
             self._raise_if_too_small(images, err)
             raise
         if any(f.dim() == 4 and f.shape[-1] * f.shape[-2] == 0 for f in feats):
             self._raise_if_too_small(images, None)
         return feats
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, y = self._checked(x, y)
-        if x.requires_grad or y.requires_grad:
-            # separate passes: autograd then backpropagates only through the batch that needs it
-            pairs = zip(self.features(x), self.features(y))
-        else:  # one batched pass for both
-            n = x.shape[0]
-            pairs = ((f[:n], f[n:]) for f in self.features(torch.cat([x, y])))
-        total = None
-        for i, (fx, fy) in enumerate(pairs):
-            lin = self.channel_weights[i] if len(self.channel_weights) else None
-            dmap = feature_distance_map(fx, fy, self.distance, lin) * self.point_weights[i]
-            if self.reduction == "map":
-                dmap = F.interpolate(dmap, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            else:
-                dmap = dmap.mean(dim=(1, 2, 3))
-            total = dmap if total is None else total + dmap
-        if self.reduction == "mean":
-            return total.mean()
-        if self.reduction == "sum":
-            return total.sum()
-        return total
 
     # ------------------------------------------------------------------ checks
 
@@ -352,19 +383,3 @@ def _one_of(name: str, value: str, allowed: Sequence[str]) -> None:
         raise DplError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_loss(network: str, points: tuple, weights: str, device: str, kwargs: tuple) -> PerceptualLoss:
-    return PerceptualLoss(network, list(points), weights=weights, **dict(kwargs)).to(device)
-
-
-def perceptual_distance(x: torch.Tensor, y: torch.Tensor, network: str,
-                        points: str | Sequence[str], weights: str = "imagenet",
-                        **kwargs) -> torch.Tensor:
-    """Functional form of :class:`PerceptualLoss` (same arguments; the loss module is built
-    once per configuration and device, then reused)."""
-    points = (points,) if isinstance(points, str) else tuple(points)
-    if not isinstance(weights, str):
-        raise DplError("perceptual_distance caches its loss network: pass weights as a string "
-                       "('imagenet', 'random' or a file path), or use PerceptualLoss for a state dict")
-    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
-    return _cached_loss(network, points, weights, str(x.device), frozen)(x, y)

@@ -9,11 +9,12 @@ from .errors import DplError
 
 DATA_ROOT_ENV = "DPL_DATA_ROOT"
 CACHE_ENV = "DPL_CACHE"
+RESULTS_ENV = "DPL_RESULTS"
 
 
 def cache_dir() -> Path:
     """dpllib's writable cache (``$DPL_CACHE``, default ``~/.cache/dpllib``)."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "dpllib"))
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "dpllib")).expanduser().resolve()
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -23,7 +24,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     decode caches always go to :func:`cache_dir`.
     """
     path = Path(root if root is not None else os.environ.get(DATA_ROOT_ENV, cache_dir() / "data"))
-    path = path.expanduser()
+    path = path.expanduser().resolve()
     if not path.is_dir():
         raise DplError(f"the data root {path} does not exist. Point it at your data folder with "
                        f"the environment variable {DATA_ROOT_ENV}=/path/to/data (or the data_root "
@@ -32,8 +33,18 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def results_root() -> Path:
-    """Where results go by default: ``$DPL_RESULTS``, else ``results/`` in the source checkout."""
-    env = os.environ.get("DPL_RESULTS")
+    """The folder that holds each preset's results folder, always absolute: ``$DPL_RESULTS``;
+    else ``results/`` in the source checkout dpllib runs from; else ``results/`` in the current
+    folder. The CLI, the grid and the book all use this one rule."""
+    env = os.environ.get(RESULTS_ENV)
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / "results"
+        return Path(env).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return checkout / "results"
+    return Path.cwd().resolve() / "results"
+
+
+def preset_results_dir(preset_name: str, explicit: str | os.PathLike | None = None) -> Path:
+    """A preset's results folder: ``explicit`` (made absolute) or ``results_root()/preset_name``."""
+    return Path(explicit).expanduser().resolve() if explicit else results_root() / preset_name

@@ -20,7 +20,8 @@ from pathlib import Path
 import nbformat
 
 from .errors import DplError
-from .paths import results_root
+from .files import atomic_write
+from .paths import preset_results_dir
 
 REPO = Path(__file__).resolve().parents[1]
 ANALYSIS = REPO / "notebooks" / "analysis"
@@ -121,8 +122,8 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
         if title:  # Sphinx takes the page title from the first markdown heading
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
         nb.metadata["dpl"] = {"inputs": key, "results_dir": str(results_dir)}
-        nbformat.write(nb, tmp)
-        os.replace(tmp, out)
+        atomic_write(out, lambda path: nbformat.write(nb, path))
+        tmp.unlink()
         executed.append(name)
     return executed
 
@@ -147,7 +148,7 @@ def build_book(preset: str = "offline", results_dir: str | os.PathLike | None = 
     from . import grid
 
     spec = grid.load_preset(preset)
-    results_dir = Path(results_dir) if results_dir else results_root() / spec["name"]
+    results_dir = preset_results_dir(spec["name"], results_dir)
     book_dir = Path(book_dir) if book_dir else REPO / "book"
     if run:
         outcome = grid.run(spec, results_dir, workers=workers, progress=progress)

@@ -2,7 +2,8 @@
 
 A record holds the cell's full config, the settings its budget resolved to, the environment
 (device, versions, git commit), status ('ok' or 'failed' with a traceback), wall time, loss
-curve and tidy rows {point, alias, metric, split, value}. Records are written atomically.
+curves and tidy rows {point, alias, metric, split, value}. Example images (for figures) sit
+beside it in ``<cell id>.examples.pt``. Everything is written atomically, examples first.
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ import hashlib
 import json
 import math
 import os
+import platform
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from .config import BASELINE, CellConfig
 from .errors import DplError
+from .files import atomic_write
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of a record: the one place it is written
 TABLE_SCHEMA_VERSION = 1
 # What identifies a cell: everything that can change its numbers (not where it runs or writes).
 ID_KEYS = ("benchmark", "network", "points", "weights", "dataset", "budget", "batch_size", "seed", "overrides")
@@ -35,33 +43,89 @@ def record_path(config: dict, results_dir: str | os.PathLike) -> Path:
     return Path(results_dir) / config["benchmark"] / f"{cell_id(config)}.json"
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write via a temporary file in the same folder, fsync, then rename: readers see the old
-    file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+def examples_path(record: str | os.PathLike) -> Path:
+    """Where a record's example images live: ``<cell id>.examples.pt`` beside the record."""
+    return Path(record).with_suffix(".examples.pt")
 
 
-def write_record(record: dict, path: str | os.PathLike | None = None) -> Path:
+# --------------------------------------------------------------------------- assembling a record
+
+
+def row(point: str | None, alias: str | None, metric: str, value: float, split: str = "all") -> dict:
+    """One tidy result row."""
+    return {"point": point, "alias": alias, "metric": metric, "split": split, "value": float(value)}
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    """Device, library versions and git commit, for the record."""
+    import timm
+    import torch
+    import torchvision
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {"device_name": device, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "timm": timm.__version__,
+            "dpllib": __import__("dpllib").__version__, "git_commit": _git_commit(),
+            "threads": torch.get_num_threads(), "host": platform.node()}
+
+
+def new_record(config: dict, settings: dict, status: str, wall_time_s: float, **fields) -> dict:
+    """A record of this schema: the cell's config and resolved settings, the environment, the
+    status ('ok' or 'failed'), the wall time in seconds, and the trainer's fields (rows, curves)."""
+    return {"schema": SCHEMA_VERSION, "config": config, "settings": settings, "environment": environment(),
+            "status": status, "rows": [], **fields, "wall_time_s": wall_time_s}
+
+
+def failed_record(config: dict, settings: dict, error: str, trace: str, wall_time_s: float) -> dict:
+    """The record of a failed cell: no numbers, the error's last line and the traceback."""
+    return new_record(config, settings, "failed", wall_time_s, error=error, traceback=trace)
+
+
+def make_record(cfg: CellConfig, run: Callable[[], dict]) -> tuple[dict, dict]:
+    """Run ``run() -> {"rows": [...], "loss_curve": ..., "examples": {...}, ...}`` and wrap its
+    fields in a result record; the examples (tensors for figures) come back beside the record.
+    A failure (NaN loss, any exception) becomes status 'failed' with its traceback, never a number."""
+    start = time.perf_counter()
+    try:
+        out = run()
+    except Exception as err:  # recorded, not raised: the grid goes on
+        return failed_record(cfg.to_dict(), cfg.settings(), f"{type(err).__name__}: {err}",
+                             traceback.format_exc(), time.perf_counter() - start), {}
+    examples = out.pop("examples", {})
+    return new_record(cfg.to_dict(), cfg.settings(), "ok", time.perf_counter() - start, **out), examples
+
+
+# --------------------------------------------------------------------------- reading and writing
+
+
+def write_record(record: dict, path: str | os.PathLike | None = None, examples: dict | None = None) -> Path:
     """Write ``record`` (atomically) to ``path`` or to its default place under its config's
-    output_dir. Non-finite numbers are refused: a failure must say so, not hide in a NaN."""
+    output_dir; ``examples`` (nested dicts of tensors) go to :func:`examples_path` first, so a
+    record on disk always has its examples. Non-finite numbers are refused: a failure must say
+    so, not hide in a NaN."""
     for r in record.get("rows", []):
         if not math.isfinite(r["value"]):
             raise DplError(f"record row {r} is not finite; record the cell as failed instead")
     path = Path(path) if path else record_path(record["config"], record["config"]["output_dir"])
+    if examples:
+        import torch
+
+        atomic_write(examples_path(path), lambda tmp: torch.save(examples, tmp))
     record = {**record, "cell_id": cell_id(record["config"])}
-    return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str))
+    return atomic_write(path, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
 def read_record(path: str | os.PathLike) -> dict:
-    """Read a record; older schema versions are refused with a clear message."""
+    """Read a record; other schema versions are refused with a clear message."""
     path = Path(path)
     try:
         record = json.loads(path.read_text())
@@ -74,16 +138,28 @@ def read_record(path: str | os.PathLike) -> dict:
     return record
 
 
+def read_examples(record: str | os.PathLike) -> dict:
+    """The example images written with the record at ``record`` ({} when it has none)."""
+    path = examples_path(record)
+    if not path.is_file():
+        return {}
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
 def records(results_dir: str | os.PathLike) -> list[dict]:
     """All records under ``results_dir`` (``*/*.json``), sorted by path."""
     return [read_record(p) for p in sorted(Path(results_dir).glob("*/*.json"))]
+
+
+# --------------------------------------------------------------------------- the table
 
 
 def table(results_dir: str | os.PathLike) -> pd.DataFrame:
     """One tidy row per cell, point, metric and split, joined with network and point metadata:
     top1, depth, has_batchnorm, params, pretrained (weights == 'imagenet'), family."""
     from .networks import network_info, resolve_point
-    from .trainers.common import BASELINE
 
     rows = []
     for rec in records(results_dir):
@@ -119,15 +195,10 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
                                            b"dpl_schema_version": str(TABLE_SCHEMA_VERSION).encode()})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(arrow, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dpllib.networks import extraction_points
-from dpllib.results import write_record
+from dpllib.results import SCHEMA_VERSION, write_record
 
 SPLITS = {"similarity": ["blur", "noise", "mean"], "super_resolution": ["set5", "set14", "bsd100"],
           "segmentation": ["test"], "autoencoding": ["[]", "[32]", "mean"]}
@@ -38,7 +38,7 @@ def fabricate_results(folder: Path, seeds=(0, 1)) -> Path:
                     value = scale * (1 + 0.05 * (weights == "imagenet") + 0.02 * i + 0.01 * rng.standard_normal())
                     for split in SPLITS[bench]:
                         rows.append({"point": point, "alias": alias, "metric": metric, "split": split, "value": value})
-                record = {"schema": 1, "config": config, "settings": {}, "environment": {"device_name": "fabricated"},
+                record = {"schema": SCHEMA_VERSION, "config": config, "settings": {}, "environment": {"device_name": "fabricated"},
                           "status": "ok", "rows": rows, "loss_curve": {}, "wall_time_s": 1.0}
                 write_record(record)
     (folder / "preset.json").write_text(json.dumps({

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpllib import DplError, PerceptualLoss, load_network, perceptual_distance
+from dpllib import DplError, PerceptualLoss, load_network, normalization_constants, perceptual_distance
 from dpllib.loss import LPIPS_NET
 
 lpips = pytest.importorskip("lpips")
@@ -89,10 +89,46 @@ def test_identical_images_have_zero_distance(photos):
     assert loss(photos["coffee"], photos["china"]).item() > 0.01
 
 
-def test_functional_form_matches_module():
+def test_functional_core_by_hand():
+    """With the identity as the 'network', mse distance is pixel MSE and l1 is pixel MAE."""
+    x, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    identity = lambda images: [images]  # noqa: E731
+    assert torch.allclose(perceptual_distance(x, y, identity), ((x - y) ** 2).mean())
+    assert torch.allclose(perceptual_distance(x, y, identity, "l1", reduction="none"), (x - y).abs().mean((1, 2, 3)))
+    two = lambda images: [images, images[:, :, ::2, ::2]]  # noqa: E731
+    per_image = perceptual_distance(x, y, two, point_weights=[1.0, 0.5], reduction="none")
+    expected = ((x - y) ** 2).mean((1, 2, 3)) + 0.5 * ((x - y)[:, :, ::2, ::2] ** 2).mean((1, 2, 3))
+    assert torch.allclose(per_image, expected)
+    assert perceptual_distance(x, y, two, reduction="map").shape == (2, 1, 8, 8)
+
+
+def test_module_wraps_the_functional_core():
     x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
-    module = PerceptualLoss("alexnet", "relu2", weights="random")
-    assert torch.equal(perceptual_distance(x, y, "alexnet", "relu2", weights="random"), module(x, y))
+    module = PerceptualLoss("alexnet", ["relu2", "relu5"], weights="random", point_weights=[1.0, 2.0])
+    core = perceptual_distance(module.normalize(x), module.normalize(y), module.extractor, "mse", [1.0, 2.0])
+    assert torch.allclose(module(x, y), core)
+
+
+@pytest.mark.parametrize("normalization, input_range", [("imagenet", (-1.0, 1.0)), ("network", (0.0, 1.0)),
+                                                        ("lpips", (0.0, 1.0)), ("lpips", (-1.0, 1.0))])
+def test_normalization_folding(normalization, input_range):
+    """(x - shift) / scale equals converting the range first and normalising after."""
+    from dpllib.loss import LPIPS_SCALE, LPIPS_SHIFT
+    from dpllib.networks import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    shift, scale = normalization_constants(normalization, mean, std, input_range)
+    x = torch.rand(1, 3, 4, 4) * (input_range[1] - input_range[0]) + input_range[0]
+    view = lambda t: torch.tensor(t).view(1, 3, 1, 1)  # noqa: E731
+    if normalization == "lpips":
+        x11 = x if input_range == (-1.0, 1.0) else 2 * x - 1
+        expected = (x11 - view(LPIPS_SHIFT)) / view(LPIPS_SCALE)
+    else:
+        m, s = (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else (mean, std)
+        x01 = (x + 1) / 2 if input_range == (-1.0, 1.0) else x
+        expected = (x01 - view(m)) / view(s)
+    assert torch.allclose((x - view(shift)) / view(scale), expected, atol=1e-6)
+    assert normalization_constants("none", mean, std, input_range) == ((0.0,) * 3, (1.0,) * 3)
 
 
 def test_bf16_autocast_close_to_fp32(photos):

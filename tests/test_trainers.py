@@ -2,13 +2,13 @@
 
 import pytest
 
-import dpllib.trainers.common as common
+from dpllib.config import CellConfig
 from dpllib import DplError
 from dpllib.results import read_record, write_record
 from dpllib.trainers import autoencoding, segmentation, similarity, super_resolution
 
 TINY = {
-    "similarity": {"lin_steps": 2, "severity_n": 6},
+    "similarity": {"steps": 2, "severity_n": 6},
     "super_resolution": {"steps": 2, "eval_every": 1, "train_limit": 4, "val_images": 2, "test_limit": 1, "hr_size": 64},
     "segmentation": {"steps": 2, "eval_every": 1, "width": 4, "crop": 64},
     "autoencoding": {"steps": 2, "train_limit": 100, "test_limit": 50, "probe_epochs": 3},
@@ -30,29 +30,29 @@ def cfg(benchmark, network="efficientnet_lite0", points=("stage1",), weights="ra
 
 def test_config_is_validated_at_the_edge():
     with pytest.raises(DplError, match="unknown config keys"):
-        common.CellConfig.from_dict({**cfg("autoencoding"), "lr": 1})
+        CellConfig.from_dict({**cfg("autoencoding"), "lr": 1})
     with pytest.raises(DplError, match="budget must be one of"):
-        common.CellConfig.from_dict({**cfg("autoencoding"), "budget": "huge"})
+        CellConfig.from_dict({**cfg("autoencoding"), "budget": "huge"})
     with pytest.raises(DplError, match="no extraction point"):
-        common.CellConfig.from_dict(cfg("autoencoding", points=["nowhere"]))
+        CellConfig.from_dict(cfg("autoencoding", points=["nowhere"]))
     with pytest.raises(DplError, match="existing file"):
-        common.CellConfig.from_dict(cfg("autoencoding", weights="no/such/weights.pth"))
+        CellConfig.from_dict(cfg("autoencoding", weights="no/such/weights.pth"))
     with pytest.raises(DplError, match="data set must be one of"):
-        common.CellConfig.from_dict({**cfg("autoencoding"), "dataset": "mnist"})
+        CellConfig.from_dict({**cfg("autoencoding"), "dataset": "mnist"})
     with pytest.raises(DplError, match="unknown budget overrides"):
-        common.CellConfig.from_dict({**cfg("autoencoding"), "overrides": {"stepz": 1}})
+        CellConfig.from_dict({**cfg("autoencoding"), "overrides": {"stepz": 1}})
 
 
 @pytest.mark.parametrize("benchmark", ["super_resolution", "autoencoding", "segmentation"])
 def test_same_config_and_seed_same_metrics(benchmark):
-    a = RUN[benchmark](cfg(benchmark), progress=False)
-    b = RUN[benchmark](cfg(benchmark), progress=False)
+    a, _ = RUN[benchmark](cfg(benchmark), progress=False)
+    b, _ = RUN[benchmark](cfg(benchmark), progress=False)
     assert a["status"] == b["status"] == "ok", a.get("traceback")
     assert a["rows"] == b["rows"] and a["loss_curve"] == b["loss_curve"]
 
 
 def test_similarity_scores_every_point_and_split():
-    rec = similarity.run(cfg("similarity", points=["stem", "stage4"]), progress=False)
+    rec, _ = similarity.run(cfg("similarity", points=["stem", "stage4"]), progress=False)
     assert rec["status"] == "ok", rec.get("traceback")
     means = [r for r in rec["rows"] if r["split"] == "mean"]
     assert {(r["alias"], r["metric"]) for r in means} == {(a, m) for a in ("stem", "stage4") for m in ("2afc", "2afc_lin")}
@@ -66,7 +66,7 @@ def test_a_nan_loss_is_a_recorded_failure_not_a_number(monkeypatch, tmp_path):
         return lambda prediction, target: (prediction * float("nan")).mean()
 
     monkeypatch.setattr(autoencoding, "loss_for", nan_loss)
-    rec = autoencoding.run(cfg("autoencoding"), progress=False)
+    rec, _ = autoencoding.run(cfg("autoencoding"), progress=False)
     assert rec["status"] == "failed" and rec["rows"] == []
     assert "NonFiniteLoss" in rec["error"] and "nan" in rec["error"]
     written = read_record(write_record(rec, tmp_path / "r.json"))
@@ -80,21 +80,21 @@ def test_a_nan_loss_is_a_recorded_failure_not_a_number(monkeypatch, tmp_path):
     ("autoencoding", "densenet121", "denseblock1"),
 ])
 def test_networks_without_features_attribute_work(benchmark, network, point):
-    rec = RUN[benchmark](cfg(benchmark, network=network, points=[point]), progress=False)
+    rec, _ = RUN[benchmark](cfg(benchmark, network=network, points=[point]), progress=False)
     assert rec["status"] == "ok", rec.get("traceback")
     assert rec["rows"]
 
 
 def test_baselines_run():
     for benchmark in ("super_resolution", "segmentation", "autoencoding", "similarity"):
-        rec = RUN[benchmark](cfg(benchmark, network="baseline", points=[]), progress=False)
+        rec, _ = RUN[benchmark](cfg(benchmark, network="baseline", points=[]), progress=False)
         assert rec["status"] == "ok", rec.get("traceback")
         assert {r["alias"] for r in rec["rows"]} == {"baseline"}
 
 
 def test_one_model_per_point_from_the_same_seed():
-    rec = autoencoding.run(cfg("autoencoding", points=["stem", "stage1"]), progress=False)
-    alone = autoencoding.run(cfg("autoencoding", points=["stage1"]), progress=False)
+    rec, _ = autoencoding.run(cfg("autoencoding", points=["stem", "stage1"]), progress=False)
+    alone, _ = autoencoding.run(cfg("autoencoding", points=["stage1"]), progress=False)
     assert set(rec["loss_curve"]) == {"stem", "stage1"}
     assert rec["loss_curve"]["stage1"] == alone["loss_curve"]["stage1"]
     assert [r for r in rec["rows"] if r["alias"] == "stage1"] == alone["rows"]
@@ -109,12 +109,12 @@ def test_sr_lpips_metric_when_alexnet_weights_are_cached(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("DPL_TORCHVISION_MIRROR", "http://127.0.0.1:9")
-    rec = super_resolution.run(cfg("super_resolution"), progress=False)
+    rec, _ = super_resolution.run(cfg("super_resolution"), progress=False)
     assert "LPIPS not computed" in rec["data"]["metrics_note"]
     assert not any(r["metric"] == "lpips" for r in rec["rows"])
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True, exist_ok=True)
     torch.save(load_network("alexnet", "random").state_dict(), cache / "alexnet-owt-7be5be79.pth")
-    rec = super_resolution.run(cfg("super_resolution"), progress=False)
+    rec, _ = super_resolution.run(cfg("super_resolution"), progress=False)
     lpips_rows = [r for r in rec["rows"] if r["metric"] == "lpips"]
     assert len(lpips_rows) == 3 and all(r["value"] > 0 for r in lpips_rows)

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..download import download, sha256_of
 from ..errors import DplError, UnavailableError
+from ..files import atomic_write
 from ..paths import cache_dir, data_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -296,10 +297,7 @@ class DecodeCache:
             except Exception:  # a damaged cache entry is rebuilt, never trusted
                 path.unlink(missing_ok=True)
         value = build()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        torch.save(value, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(value, tmp))
         return value
 
 

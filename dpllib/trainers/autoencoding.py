@@ -4,15 +4,20 @@ test accuracy of 7 small MLPs trained on frozen training-set embeddings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import CellConfig, training_steps
 from ..datasets import autoencoder_dataset
 from ..errors import DplError
-from .common import (CellConfig, batches, loss_for, make_record, per_point, pick_device, row,
-                     supervised_step, train_steps)
+from ..results import row
+from .common import batches, loss_for, run_cell, supervised_step
+from .loop import Trainee, fit
 
 Z = 64
 PROBE_SHAPES: tuple[tuple[int, ...], ...] = ((), (32,), (64,), (32, 32), (64, 32), (64, 64), (128, 128))
@@ -88,59 +93,78 @@ def probe_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.T
         return (mlp(te).argmax(1) == test_y).float().mean().item()
 
 
-def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
+@dataclass
+class AEData:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.x_train.shape[-1]
+
+
+def load_data(cfg: CellConfig, settings: dict, device: torch.device | None = None) -> AEData:
+    train = autoencoder_dataset(cfg.dataset, "train", cfg.data_root, settings["train_limit"])
+    test = autoencoder_dataset(cfg.dataset, "test", cfg.data_root, settings["test_limit"])
+    return AEData(*train.tensors, *test.tensors)
+
+
+def reconstruction_loss(cfg: CellConfig, point: str | None, size: int, device: torch.device) -> Callable:
+    """Pixel MSE (point None) or the feature MSE at ``point``; images smaller than
+    LOSS_MIN_SIZE are upsampled before the loss network."""
+    if point is None:
+        return F.mse_loss
+    perceptual = loss_for(cfg, point, "imagenet", device)
+
+    def criterion(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if size < LOSS_MIN_SIZE:
+            recon = F.interpolate(recon, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
+            target = F.interpolate(target, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
+        return perceptual(recon, target)
+
+    return criterion
+
+
+def encode_all(model: ConvAutoencoder, data: AEData, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(train embeddings, test embeddings, test reconstructions) on the CPU."""
+    model.eval()
+    with torch.no_grad():
+        return tuple(torch.cat([f(x[b:b + 512].to(device)).float().cpu() for b in range(0, len(x), 512)])
+                     for f, x in ((model.encode, data.x_train), (model.encode, data.x_test), (model, data.x_test)))
+
+
+def train_point(cfg: CellConfig, settings: dict, data: AEData, point: str | None, alias: str,
+                generator: torch.Generator, device: torch.device, progress: bool = True) -> dict:
+    """Train one autoencoder with the feature loss at ``point`` (pixel MSE when None) and score its
+    embedding with the probes. Returns rows, the loss curve and examples (8 reconstructions)."""
+    model = ConvAutoencoder(data.size).to(device)
+    criterion = reconstruction_loss(cfg, point, data.size, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    index = batches(len(data.x_train), settings["batch_size"], generator)
+    trainee = Trainee(alias, model, optimizer, lambda x: supervised_step(model, optimizer, criterion, x, x, device))
+    report = fit([trainee], lambda _i: data.x_train[next(index)].to(device),
+                 training_steps(settings, len(data.x_train)), f"AE {cfg.network} {alias}", progress=progress)[alias]
+    z_train, z_test, recon = encode_all(model, data, device)
+    rows, accs = [], []
+    for hidden in PROBE_SHAPES:
+        acc = probe_accuracy(z_train, data.y_train, z_test, data.y_test, hidden, settings["probe_epochs"], cfg.seed,
+                             settings["patience"])
+        accs.append(acc)
+        rows.append(row(point, alias, "probe_accuracy", acc, "[" + ",".join(map(str, hidden)) + "]"))
+    rows.append(row(point, alias, "probe_accuracy", float(np.mean(accs)), "mean"))
+    rows.append(row(point, alias, "reconstruction_mse", F.mse_loss(recon, data.x_test).item(), "test"))
+    examples = dict(original=data.x_test[:8], reconstruction=recon[:8])
+    return {"rows": rows, **report, "examples": examples}
+
+
+def describe_data(cfg: CellConfig, data: AEData) -> dict:
+    return {"dataset": cfg.dataset, "train": len(data.x_train), "test": len(data.x_test), "size": data.size,
+            "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}
+
+
+def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
     """Train one autoencoder per point of the cell and score its embedding; returns the result
-    record. When ``examples`` is a dict, it receives {alias: {original, reconstruction}}."""
-    cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-
-    def body() -> dict:
-        s = cfg.settings()
-        device = pick_device(cfg.device)
-        train = autoencoder_dataset(cfg.dataset, "train", cfg.data_root, s["train_limit"])
-        test = autoencoder_dataset(cfg.dataset, "test", cfg.data_root, s["test_limit"])
-        x_train, y_train = train.tensors
-        x_test, y_test = test.tensors
-        size = x_train.shape[-1]
-        def train_point(point, alias, gen) -> dict:
-            model = ConvAutoencoder(size).to(device)
-            if point is None:
-                criterion = F.mse_loss
-            else:
-                perceptual = loss_for(cfg, point, "imagenet", device)
-
-                def criterion(recon, target):
-                    if size < LOSS_MIN_SIZE:
-                        recon = F.interpolate(recon, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
-                        target = F.interpolate(target, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
-                    return perceptual(recon, target)
-            opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
-            index = batches(len(x_train), s["batch_size"], gen)
-
-            def step(_i):
-                x = x_train[next(index)].to(device)
-                return supervised_step(model, opt, criterion, x, x, device)
-
-            steps = s["steps"] or s["epochs"] * max(1, len(x_train) // s["batch_size"])
-            curve, seconds = train_steps(step, steps, f"AE {cfg.network} {alias}", progress=progress)
-            model.eval()
-            with torch.no_grad():
-                z_train, z_test, recon = (
-                    torch.cat([f(x[b:b + 512].to(device)).float().cpu() for b in range(0, len(x), 512)])
-                    for f, x in ((model.encode, x_train), (model.encode, x_test), (model, x_test)))
-            rows, accs = [], []
-            for hidden in PROBE_SHAPES:
-                acc = probe_accuracy(z_train, y_train, z_test, y_test, hidden, s["probe_epochs"], cfg.seed, s["patience"])
-                accs.append(acc)
-                rows.append(row(point, alias, "probe_accuracy", acc, "[" + ",".join(map(str, hidden)) + "]"))
-            rows.append(row(point, alias, "probe_accuracy", float(np.mean(accs)), "mean"))
-            rows.append(row(point, alias, "reconstruction_mse", F.mse_loss(recon, x_test).item(), "test"))
-            if examples is not None:
-                examples[alias] = dict(original=x_test[:8], reconstruction=recon[:8])
-            return {"rows": rows, "loss_curve": curve, "seconds_per_step": seconds}
-
-        out = per_point(cfg, train_point)
-        out["data"] = {"dataset": cfg.dataset, "train": len(x_train), "test": len(x_test), "size": size,
-                       "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}
-        return out
-
-    return make_record(cfg, body)
+    record and the examples {alias: {original, reconstruction}}."""
+    return run_cell(cfg, load_data, train_point, describe_data, progress)

@@ -9,15 +9,18 @@ The baseline trains with BCE only.
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..datasets import MassRoads
+from ..config import CellConfig, evaluation_interval, training_steps
 from ..metrics import road_scores
-from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
-                     row, train_steps)
+from ..results import row
+from .common import autocast, batches, loss_for, run_cell
+from .loop import Trainee, fit
 
 PERCEPTUAL_WEIGHT = 0.01
 K_TRAIN, K_TEST, THRESHOLD = 1, 3, 0.3
@@ -74,67 +77,77 @@ def predict(model: nn.Module, data, device: torch.device) -> tuple[torch.Tensor,
     return img, mask, torch.cat(probs)
 
 
-def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
-    """Train and test one model per point of the cell; returns the result record. When
-    ``examples`` is a dict, it receives {alias: {image, mask, prediction}} (two test images)."""
-    cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
+@dataclass
+class RoadData:
+    train: MassRoads
+    val: MassRoads
+    test: MassRoads
 
-    def body() -> dict:
-        s = cfg.settings()
-        device = pick_device(cfg.device)
-        train = MassRoads("train", cfg.data_root, size=s["size"], crop=s["crop"], seed=cfg.seed)
-        # validation and test see whole (resized) images
-        val = MassRoads("val", cfg.data_root, size=s["size"], crop=s["size"], seed=cfg.seed)
-        test = MassRoads("test", cfg.data_root, size=s["size"], crop=s["size"], seed=cfg.seed)
-        def train_point(point, alias, gen) -> dict:
-            model = UNet(s["width"]).to(device)
-            perceptual = None if point is None else loss_for(cfg, point, "imagenet", device, grayscale="rgb")
-            opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
-            index = batches(len(train), s["batch_size"], gen)
-            best = {"quality": -np.inf, "state": None, "step": 0}
-            val_curve = []
 
-            def step(_i):
-                model.train()
-                img, mask = (torch.stack(t).to(device) for t in zip(*(train[j] for j in next(index).tolist())))
-                with autocast(device):
-                    outputs = refine(model, img, K_TRAIN)
-                loss = 0.0
-                for logits in outputs:
-                    logits = logits.float()
-                    loss = loss + F.binary_cross_entropy_with_logits(logits, mask)
-                    if perceptual is not None:
-                        loss = loss + PERCEPTUAL_WEIGHT * perceptual(torch.sigmoid(logits), mask)
-                loss = loss / len(outputs)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                return loss.item()
+def load_data(cfg: CellConfig, settings: dict, device: torch.device | None = None) -> RoadData:
+    """Training crops; validation and test see whole (resized) images."""
+    size = settings["size"]
+    return RoadData(MassRoads("train", cfg.data_root, size=size, crop=settings["crop"], seed=cfg.seed),
+                    MassRoads("val", cfg.data_root, size=size, crop=size, seed=cfg.seed),
+                    MassRoads("test", cfg.data_root, size=size, crop=size, seed=cfg.seed))
 
-            def validate(at_step):
-                _, mask, prob = predict(model, val, device)
-                quality = road_scores(prob > THRESHOLD, mask)["quality"].mean()
-                val_curve.append([at_step, float(quality)])
-                if quality > best["quality"]:
-                    best.update(quality=quality, state={k: v.clone() for k, v in model.state_dict().items()},
-                                step=at_step)
 
-            steps = s["steps"] or s["epochs"] * max(1, len(train) // s["batch_size"])
-            eval_every = s["eval_every"] if s["steps"] else s["eval_every"] * max(1, len(train) // s["batch_size"])
-            curve, seconds = train_steps(step, steps, f"roads {cfg.network} {alias}", validate, eval_every, progress)
-            model.load_state_dict(best["state"])
-            img, mask, prob = predict(model, test, device)
-            scores = road_scores(prob > THRESHOLD, mask)
-            if examples is not None:
-                examples[alias] = dict(image=img[:2], mask=mask[:2], prediction=(prob[:2] > THRESHOLD).float())
-            return {"rows": [row(point, alias, metric, values.mean(), "test") for metric, values in scores.items()],
-                    "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"],
-                    "seconds_per_step": seconds}
+def segmentation_loss(model: nn.Module, image: torch.Tensor, mask: torch.Tensor, perceptual: nn.Module | None,
+                      device: torch.device) -> torch.Tensor:
+    """BCE (+ PERCEPTUAL_WEIGHT x feature MSE of the road probabilities against the mask), averaged
+    over the first pass and the K_TRAIN refinements."""
+    with autocast(device):
+        outputs = refine(model, image, K_TRAIN)
+    loss = 0.0
+    for logits in outputs:
+        logits = logits.float()
+        loss = loss + F.binary_cross_entropy_with_logits(logits, mask)
+        if perceptual is not None:
+            loss = loss + PERCEPTUAL_WEIGHT * perceptual(torch.sigmoid(logits), mask)
+    return loss / len(outputs)
 
-        out = per_point(cfg, train_point)
-        subset = train.pairs[0][0].parent.name == "images"
-        out["data"] = {"train": len(train), "val": len(val), "test": len(test),
-                       "kind": "Massachusetts Roads" + (" (local subset, seeded split)" if subset else "")}
-        return out
 
-    return make_record(cfg, body)
+def train_point(cfg: CellConfig, settings: dict, data: RoadData, point: str | None, alias: str,
+                generator: torch.Generator, device: torch.device, progress: bool = True) -> dict:
+    """Train one U-Net with BCE (+ the feature loss at ``point``), keep the best validation-quality
+    checkpoint, test it. Returns rows, curves and examples (two test images)."""
+    model = UNet(settings["width"]).to(device)
+    perceptual = None if point is None else loss_for(cfg, point, "imagenet", device, grayscale="rgb")
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    index = batches(len(data.train), settings["batch_size"], generator)
+
+    def batch_at(_i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(torch.stack(t).to(device) for t in zip(*(data.train[j] for j in next(index).tolist())))
+
+    def train_step(batch) -> float:
+        model.train()
+        loss = segmentation_loss(model, *batch, perceptual, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def validate() -> float:
+        _, mask, prob = predict(model, data.val, device)
+        return float(road_scores(prob > THRESHOLD, mask)["quality"].mean())
+
+    n = len(data.train)
+    report = fit([Trainee(alias, model, optimizer, train_step, validate)], batch_at, training_steps(settings, n),
+                 f"roads {cfg.network} {alias}", evaluation_interval(settings, n), progress)[alias]
+    img, mask, prob = predict(model, data.test, device)
+    scores = road_scores(prob > THRESHOLD, mask)
+    examples = dict(image=img[:2], mask=mask[:2], prediction=(prob[:2] > THRESHOLD).float())
+    return {"rows": [row(point, alias, metric, values.mean(), "test") for metric, values in scores.items()],
+            **report, "examples": examples}
+
+
+def describe_data(cfg: CellConfig, data: RoadData) -> dict:
+    subset = data.train.pairs[0][0].parent.name == "images"
+    return {"train": len(data.train), "val": len(data.val), "test": len(data.test),
+            "kind": "Massachusetts Roads" + (" (local subset, seeded split)" if subset else "")}
+
+
+def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
+    """Train and test one model per point of the cell; returns the result record and the
+    examples {alias: {image, mask, prediction}} (two test images)."""
+    return run_cell(cfg, load_data, train_point, describe_data, progress)

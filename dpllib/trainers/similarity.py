@@ -13,11 +13,13 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from ..config import BASELINE, CellConfig, training_steps
 from ..datasets import JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, severity_2afc
 from ..loss import PerceptualLoss, feature_distance_map
 from ..metrics import jnd_map, twoafc_score
-from .common import (BASELINE, CellConfig, alias_of, make_record, pick_device, row,
-                     seed_everything, train_steps)
+from ..results import make_record, row
+from .common import alias_of, pick_device, seed_everything
+from .loop import Trainee, fit
 
 
 class RankingNet(nn.Module):
@@ -117,91 +119,108 @@ def _split_rows(metric: str, per_split: dict[str, list[float]], points: list[str
     return rows
 
 
-def _train_lin(dist: Distances, train: list[TwoAFC], n_points: int, settings: dict, gen: torch.Generator,
-               progress: bool):
-    """LPIPS 'lin': non-negative channel weights per point, trained through a ranking net
-    (BCE against judge), Adam(lr, betas=(0.5, 0.999)), weights clamped >= 0 after each step."""
-    device = dist.device
-    channels = [p.channels for p in dist.loss.points]
-    lins = [nn.Parameter(torch.ones(1, c, 1, 1, device=device)) for c in channels]
-    rankers = nn.ModuleList(RankingNet() for _ in range(n_points)).to(device)
-    params = list(lins) + list(rankers.parameters())
-    opt = torch.optim.Adam(params, lr=settings["lr"], betas=(0.5, 0.999))
-    tensors = [d.tensors() for d in train]
-    sizes = torch.tensor([len(d) for d in train])
-    total = int(sizes.sum())
-    batch = settings["batch_size"]
-    steps = settings["lin_steps"] or settings["lin_epochs"] * max(1, total // batch)
-    decay_from = steps // 2  # LPIPS: constant lr for half the epochs, then linear decay to 0
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < decay_from else max(0.0, (steps - s) / (steps - decay_from)))
-    bce = nn.BCELoss()
-    offsets = torch.cumsum(sizes, 0) - sizes
+class LinCalibration(nn.Module):
+    """LPIPS 'lin' for several points: non-negative channel weights per point, each scored by
+    its own ranking network."""
 
-    def fetch(idx):
-        parts = {k: [] for k in ("ref", "p0", "p1", "judge")}
+    def __init__(self, channels: list[int]):
+        super().__init__()
+        self.lins = nn.ParameterList(nn.Parameter(torch.ones(1, c, 1, 1)) for c in channels)
+        self.rankers = nn.ModuleList(RankingNet() for _ in channels)
+
+
+class TripletSampler:
+    """Random triplet batches (with replacement) drawn across several 2AFC sets."""
+
+    def __init__(self, sets: list[TwoAFC], batch: int, generator: torch.Generator):
+        self.tensors = [d.tensors() for d in sets]
+        sizes = torch.tensor([len(d) for d in sets])
+        self.total, self.batch, self.generator = int(sizes.sum()), batch, generator
+        self.offsets = torch.cumsum(sizes, 0) - sizes
+
+    def __call__(self, _step: int) -> dict[str, torch.Tensor]:
+        idx = torch.randint(0, self.total, (self.batch,), generator=self.generator)
+        parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("ref", "p0", "p1", "judge")}
         for j in idx.tolist():
-            d = int(torch.searchsorted(offsets, torch.tensor(j), right=True)) - 1
-            local = j - int(offsets[d])
+            d = int(torch.searchsorted(self.offsets, torch.tensor(j), right=True)) - 1
+            local = j - int(self.offsets[d])
             for k in parts:
-                parts[k].append(tensors[d][k][local])
+                parts[k].append(self.tensors[d][k][local])
         return {k: torch.stack(v) for k, v in parts.items()}
 
-    def step(_i):
-        idx = torch.randint(0, total, (batch,), generator=gen)
-        b = fetch(idx)
-        k = len(idx)
+
+def train_lin(dist: Distances, train: list[TwoAFC], settings: dict, gen: torch.Generator,
+              progress: bool = True) -> tuple[list[torch.Tensor], dict]:
+    """LPIPS 'lin': non-negative channel weights per point, trained through a ranking net
+    (BCE against judge), Adam(lr, betas=(0.5, 0.999)), weights clamped >= 0 after each step,
+    constant learning rate for half the steps, then linear decay to 0 (as LPIPS).
+    Returns the weights per point and the fit report."""
+    device = dist.device
+    calibration = LinCalibration([p.channels for p in dist.loss.points]).to(device)
+    opt = torch.optim.Adam(calibration.parameters(), lr=settings["lr"], betas=(0.5, 0.999))
+    sampler = TripletSampler(train, settings["batch_size"], gen)
+    steps = training_steps(settings, sampler.total)
+    decay_from = steps // 2
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 1.0 if s < decay_from else max(0.0, (steps - s) / (steps - decay_from)))
+    bce = nn.BCELoss()
+
+    def train_step(b: dict[str, torch.Tensor]) -> float:
+        k = len(b["judge"])
         feats = dist.features(torch.cat([b["ref"], b["p0"], b["p1"]]))
         judge = b["judge"].to(device).float()
         loss = 0.0
-        for i, f in enumerate(feats):
-            d0 = dist.distance(f[:k], f[k:2 * k], lins[i])
-            d1 = dist.distance(f[:k], f[2 * k:], lins[i])
-            loss = loss + bce(rankers[i](d0, d1).clamp(1e-6, 1 - 1e-6), judge)
+        for f, lin, ranker in zip(feats, calibration.lins, calibration.rankers):
+            d0 = dist.distance(f[:k], f[k:2 * k], lin)
+            d1 = dist.distance(f[:k], f[2 * k:], lin)
+            loss = loss + bce(ranker(d0, d1).clamp(1e-6, 1 - 1e-6), judge)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         with torch.no_grad():
-            for w in lins:
+            for w in calibration.lins:
                 w.clamp_(min=0)
-        return loss.item() / n_points
+        return loss.item() / len(feats)
 
-    curve, seconds = train_steps(step, steps, "lin calibration", progress=progress)
-    return [w.detach() for w in lins], curve, seconds
+    report = fit([Trainee("lin", calibration, opt, train_step)], sampler, steps, "lin calibration",
+                 progress=progress)["lin"]
+    return [w.detach() for w in calibration.lins], report
 
 
-def run(cfg: CellConfig | dict, progress: bool = True) -> dict:
-    """Evaluate one network's points (uncalibrated and lin) and return the result record."""
+def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torch.device,
+             progress: bool = True) -> dict:
+    """Score one network's points (uncalibrated, and lin after calibrating it) on every
+    validation split; returns rows, the calibration's curve and data sizes."""
+    val, jnd, train = _data(cfg, settings)
+    dist = Distances(cfg, device)
+    points = cfg.points if not dist.baseline else [BASELINE]
+    n = len(points)
+    aliases = [alias_of(cfg.network, p) for p in points]
+    variants = {"2afc": None}
+    report = {"loss_curve": [], "seconds_per_step": 0.0}
+    if not dist.baseline:
+        variants["2afc_lin"], report = train_lin(dist, train, settings, gen, progress)
+    batch, limit = settings["batch_size"], settings["eval_limit"]
+    twoafc = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
+    jnd_scores = {s: _score_jnd(dist, d, n, variants, batch, limit) for s, d in jnd.items()}
+    rows = []
+    for variant in variants:
+        rows += _split_rows(variant, {s: v[variant] for s, v in twoafc.items()}, points, aliases)
+        if jnd_scores:  # jnd_map, jnd_map_lin
+            rows += _split_rows("jnd_map" + variant[4:], {s: v[variant] for s, v in jnd_scores.items()},
+                                points, aliases)
+    return {"rows": rows, **report,
+            "data": {"val_splits": {s: len(d) for s, d in val.items()},
+                     "jnd_splits": {s: len(d) for s, d in jnd.items()},
+                     "train_items": sum(len(d) for d in train),
+                     "kind": "BAPPS (human judgements)" if cfg.dataset == "bapps"
+                     else "severity 2AFC (synthetic, known answers)"}}
+
+
+def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
+    """Evaluate one network's points (uncalibrated and lin); returns the result record and
+    (no) examples."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
-
-    def body() -> dict:
-        settings = cfg.settings()
-        gen = seed_everything(cfg.seed)
-        device = pick_device(cfg.device)
-        val, jnd, train = _data(cfg, settings)
-        dist = Distances(cfg, device)
-        points = cfg.points if not dist.baseline else [BASELINE]
-        n = len(points)
-        aliases = [alias_of(cfg.network, p) for p in points]
-        variants = {"2afc": None}
-        curve, seconds = [], 0.0
-        if not dist.baseline:
-            lins, curve, seconds = _train_lin(dist, train, n, settings, gen, progress)
-            variants["2afc_lin"] = lins
-        batch, limit = settings["batch_size"], settings["eval_limit"]
-        twoafc = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
-        jnd_scores = {s: _score_jnd(dist, d, n, variants, batch, limit) for s, d in jnd.items()}
-        rows = []
-        for variant in variants:
-            rows += _split_rows(variant, {s: v[variant] for s, v in twoafc.items()}, points, aliases)
-            if jnd_scores:  # jnd_map, jnd_map_lin
-                rows += _split_rows("jnd_map" + variant[4:], {s: v[variant] for s, v in jnd_scores.items()},
-                                    points, aliases)
-        return {"rows": rows, "loss_curve": curve, "seconds_per_step": seconds,
-                "data": {"val_splits": {s: len(d) for s, d in val.items()},
-                         "jnd_splits": {s: len(d) for s, d in jnd.items()},
-                         "train_items": sum(len(d) for d in train),
-                         "kind": "BAPPS (human judgements)" if cfg.dataset == "bapps"
-                         else "severity 2AFC (synthetic, known answers)"}}
-
-    return make_record(cfg, body)
+    return make_record(cfg, lambda: evaluate(cfg, cfg.settings(), seed_everything(cfg.seed),
+                                             pick_device(cfg.device), progress))

@@ -8,7 +8,7 @@ on Set5, Set14 and BSD100; the bicubic upscale is reported alongside.
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,9 +17,11 @@ from torch import nn
 
 from ..datasets import SRTestSet, SRTrainSet, upscale_bicubic
 from ..errors import DplError
+from ..config import CellConfig, evaluation_interval, training_steps
 from ..metrics import psnr_y, ssim_y
-from .common import (CellConfig, autocast, batches, loss_for, make_record, per_point, pick_device,
-                     row, supervised_step, train_steps)
+from ..results import row
+from .common import autocast, batches, loss_for, run_cell, supervised_step
+from .loop import Trainee, fit
 
 TEST_SETS = ("set5", "set14", "bsd100")
 BORDER = 4
@@ -93,66 +95,74 @@ def evaluate(model: nn.Module, data, device: torch.device, limit: int | None = N
     return {k: np.array(v) for k, v in out.items()}
 
 
-def run(cfg: CellConfig | dict, progress: bool = True, examples: dict | None = None) -> dict:
-    """Train and test one model per point of the cell; returns the result record. When
-    ``examples`` is a dict, it receives {alias: {lr, sr, bicubic, hr}} (a Set5 image)."""
-    cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
+@dataclass
+class SRData:
+    """Training images (the last ``val_images`` held out for validation) and the test sets."""
 
-    def body() -> dict:
-        s = cfg.settings()
-        device = pick_device(cfg.device)
-        train = SRTrainSet(cfg.dataset, cfg.data_root, limit=s["train_limit"] + s["val_images"],
-                           seed=cfg.seed, hr_size=s["hr_size"])
-        n_train = len(train) - s["val_images"]
-        if n_train < 1:
-            raise DplError(f"only {len(train)} training images for {s['val_images']} validation images")
-        val_idx = list(range(n_train, len(train)))
-        tests = {name: SRTestSet(name, cfg.data_root) for name in TEST_SETS}
-        lpips_fn, lpips_note = lpips_metric(device)
+    train: SRTrainSet
+    n_train: int
+    val_idx: list[int]
+    tests: dict[str, SRTestSet]
+    lpips_fn: nn.Module | None
+    lpips_note: str
 
-        def train_point(point, alias, gen) -> dict:
-            model = TransformNetSR().to(device)
-            criterion = F.mse_loss if point is None else loss_for(cfg, point, "none", device)
-            opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
-            index = batches(n_train, s["batch_size"], gen)
-            best = {"psnr": -np.inf, "state": None, "step": 0}
-            val_curve = []
 
-            def step(_i):
-                lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in next(index).tolist())))
-                return supervised_step(model, opt, criterion, lr, hr, device)
+def load_data(cfg: CellConfig, settings: dict, device: torch.device) -> SRData:
+    train = SRTrainSet(cfg.dataset, cfg.data_root, limit=settings["train_limit"] + settings["val_images"],
+                       seed=cfg.seed, hr_size=settings["hr_size"])
+    n_train = len(train) - settings["val_images"]
+    if n_train < 1:
+        raise DplError(f"only {len(train)} training images for {settings['val_images']} validation images")
+    tests = {name: SRTestSet(name, cfg.data_root) for name in TEST_SETS}
+    lpips_fn, lpips_note = lpips_metric(device)
+    return SRData(train, n_train, list(range(n_train, len(train))), tests, lpips_fn, lpips_note)
 
-            def validate(at_step):
-                model.eval()
-                with torch.no_grad():
-                    lr, hr = (torch.stack(t).to(device) for t in zip(*(train[j] for j in val_idx)))
-                    psnr = psnr_y(model(lr).float(), hr, BORDER).mean().item()
-                val_curve.append([at_step, psnr])
-                if psnr > best["psnr"]:
-                    best.update(psnr=psnr, state=copy.deepcopy(model.state_dict()), step=at_step)
 
-            steps = s["steps"] or s["epochs"] * max(1, n_train // s["batch_size"])
-            curve, seconds = train_steps(step, steps, f"SR {cfg.network} {alias}", validate, s["eval_every"], progress)
-            model.load_state_dict(best["state"])
-            rows = []
-            for name, test in tests.items():
-                scores = evaluate(model, test, device, s["test_limit"], lpips_fn)
-                rows += [row(point, alias, metric, values.mean(), name) for metric, values in scores.items()]
-            if examples is not None:
-                lr, hr = tests["set5"][0]
-                with torch.no_grad():
-                    sr = model(lr[None].to(device)).float().cpu()[0]
-                examples[alias] = dict(lr=lr, sr=sr, bicubic=upscale_bicubic(lr[None])[0], hr=hr)
-            return {"rows": rows, "loss_curve": curve, "val_curve": val_curve, "best_step": best["step"],
-                    "seconds_per_step": seconds}
+def _stack(data, indices: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    lr, hr = (torch.stack(t).to(device) for t in zip(*(data[j] for j in indices)))
+    return lr, hr
 
-        out = per_point(cfg, train_point)
-        limit = s["test_limit"]
-        out["data"] = {"train_images": n_train, "val_images": len(val_idx),
-                       "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco"
-                       else "BSDS500 train+test (stand-in for MS-COCO)",
-                       "test_sets": {n: len(t) if limit is None else min(limit, len(t)) for n, t in tests.items()},
-                       "metrics_note": f"PSNR/SSIM on Y (BT.601), 4-pixel border cropped; {lpips_note}"}
-        return out
 
-    return make_record(cfg, body)
+def train_point(cfg: CellConfig, settings: dict, data: SRData, point: str | None, alias: str,
+                generator: torch.Generator, device: torch.device, progress: bool = True) -> dict:
+    """Train one SR model with the feature loss at ``point`` (pixel MSE when None), keep the best
+    validation-PSNR checkpoint, test it. Returns rows, curves and example images."""
+    model = TransformNetSR().to(device)
+    criterion = F.mse_loss if point is None else loss_for(cfg, point, "none", device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+    index = batches(data.n_train, settings["batch_size"], generator)
+
+    def validate() -> float:
+        model.eval()
+        with torch.no_grad():
+            lr, hr = _stack(data.train, data.val_idx, device)
+            return psnr_y(model(lr).float(), hr, BORDER).mean().item()
+
+    trainee = Trainee(alias, model, optimizer, validate=validate, train_step=lambda batch: supervised_step(
+        model, optimizer, criterion, *batch, device))
+    report = fit([trainee], lambda _i: _stack(data.train, next(index).tolist(), device),
+                 training_steps(settings, data.n_train), f"SR {cfg.network} {alias}",
+                 evaluation_interval(settings, data.n_train), progress)[alias]
+    rows = []
+    for name, test in data.tests.items():
+        scores = evaluate(model, test, device, settings["test_limit"], data.lpips_fn)
+        rows += [row(point, alias, metric, values.mean(), name) for metric, values in scores.items()]
+    lr, hr = data.tests["set5"][0]
+    with torch.no_grad():
+        sr = model(lr[None].to(device)).float().cpu()[0]
+    examples = dict(lr=lr, sr=sr, bicubic=upscale_bicubic(lr[None])[0], hr=hr)
+    return {"rows": rows, **report, "examples": examples}
+
+
+def describe_data(cfg: CellConfig, data: SRData) -> dict:
+    limit = cfg.settings()["test_limit"]
+    return {"train_images": data.n_train, "val_images": len(data.val_idx),
+            "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco" else "BSDS500 train+test (stand-in for MS-COCO)",
+            "test_sets": {n: len(t) if limit is None else min(limit, len(t)) for n, t in data.tests.items()},
+            "metrics_note": f"PSNR/SSIM on Y (BT.601), 4-pixel border cropped; {data.lpips_note}"}
+
+
+def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
+    """Train and test one model per point of the cell; returns the result record and the
+    examples {alias: {lr, sr, bicubic, hr}} (the first Set5 image)."""
+    return run_cell(cfg, load_data, train_point, describe_data, progress)

@@ -1,0 +1,120 @@
+"""The configuration, the record, the fit loop, atomic writes and the results root."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from dpllib import DplError
+from dpllib.config import CellConfig, evaluation_interval, training_steps
+from dpllib.files import atomic_write
+from dpllib.paths import preset_results_dir, results_root
+from dpllib.results import make_record
+from dpllib.trainers.loop import NonFiniteLoss, Trainee, fit
+
+from .conftest import REPO
+
+
+def test_grid_results_and_cli_import_no_trainer_or_data_set():
+    code = ("import sys, dpllib.grid, dpllib.results, dpllib.cli, dpllib.config\n"
+            "from dpllib.cli import main\n"
+            "main(['status', 'offline'])\n"
+            "heavy = sorted(m for m in sys.modules if m.startswith(('dpllib.trainers', 'dpllib.datasets')))\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout, out.stdout
+
+
+def test_training_steps_and_evaluation_interval():
+    assert training_steps({"steps": 7, "epochs": None, "batch_size": 4}, 1000) == 7
+    assert training_steps({"steps": None, "epochs": 3, "batch_size": 8}, 100) == 3 * 12
+    assert training_steps({"steps": None, "epochs": 2, "batch_size": 8}, 5) == 2  # at least one batch an epoch
+    assert evaluation_interval({"steps": 50, "eval_every": 10, "batch_size": 4}, 100) == 10
+    assert evaluation_interval({"steps": None, "epochs": 5, "eval_every": 1, "batch_size": 8}, 100) == 12
+
+
+def test_cell_config_settings_apply_batch_size_and_overrides():
+    cfg = CellConfig("autoencoding", "baseline", dataset="cifar10", batch_size=7, overrides={"steps": 3})
+    assert cfg.settings()["batch_size"] == 7 and cfg.settings()["steps"] == 3
+    with pytest.raises(DplError, match="unknown budget overrides"):
+        CellConfig.from_dict({"benchmark": "autoencoding", "network": "baseline", "dataset": "cifar10",
+                              "overrides": {"stepz": 1}})
+
+
+class Scalar(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(0.0))
+
+
+def _trainee(name: str, scores: list[float], losses: list[float]):
+    model = Scalar()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    it_scores, it_losses = iter(scores), iter(losses)
+
+    def step(batch):
+        opt.zero_grad()
+        (model.w - batch).pow(2).backward()
+        opt.step()
+        return next(it_losses)
+
+    return Trainee(name, model, opt, step, lambda: next(it_scores))
+
+
+def test_fit_keeps_the_best_checkpoint_and_validates_on_schedule():
+    # w moves 0 -> 2*1 -> ... (SGD on (w - step)^2); validation after steps 2, 4, 5 scores 1, 3, 2
+    t = _trainee("a", [1.0, 3.0, 2.0], [0.5] * 5)
+    report = fit([t], lambda i: torch.tensor(float(i + 1)), 5, "test", eval_every=2, progress=False)["a"]
+    assert [s for s, _ in report["val_curve"]] == [2, 4, 5] and report["best_step"] == 4
+    assert t.model.w.item() == pytest.approx(t.best_state["w"].item())
+    assert len(report["loss_curve"]) == 5 and report["seconds_per_step"] > 0
+
+
+def test_fit_trains_several_models_on_the_same_batches():
+    seen = {"a": [], "b": []}
+    trainees = [Trainee(n, Scalar(), None, lambda b, n=n: seen[n].append(float(b)) or 0.1) for n in seen]
+    fit(trainees, lambda i: torch.tensor(float(i)), 3, "test", progress=False)
+    assert seen["a"] == seen["b"] == [0.0, 1.0, 2.0]
+
+
+def test_fit_stops_on_a_non_finite_loss():
+    t = _trainee("a", [], [0.1, math.nan, 0.1])
+    with pytest.raises(NonFiniteLoss, match="a became nan at step 2"):
+        fit([t], lambda i: torch.tensor(0.0), 3, "test", progress=False)
+
+
+def test_make_record_turns_an_exception_into_a_failed_record():
+    cfg = CellConfig("autoencoding", "baseline", dataset="cifar10")
+    record, examples = make_record(cfg, lambda: 1 / 0)
+    assert record["status"] == "failed" and record["rows"] == [] and examples == {}
+    assert "ZeroDivisionError" in record["error"] and "Traceback" in record["traceback"]
+    record, examples = make_record(cfg, lambda: {"rows": [], "examples": {"x": 1}})
+    assert record["status"] == "ok" and "examples" not in record and examples == {"x": 1}
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    path = atomic_write(tmp_path / "a.json", json.dumps({"v": 1}))
+
+    def broken(tmp):
+        tmp.write_text('{"v": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(path, broken)
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_one_rule_for_the_results_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("DPL_RESULTS", raising=False)
+    assert results_root() == REPO / "results"  # a source checkout
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DPL_RESULTS", "relative/res")
+    assert results_root() == tmp_path / "relative" / "res"
+    assert preset_results_dir("tiny") == tmp_path / "relative" / "res" / "tiny"
+    assert preset_results_dir("tiny", "elsewhere") == tmp_path / "elsewhere"
