@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PRESET ?= offline
+WORKERS ?= 2
 export DPL_DATA_ROOT ?= $(abspath ../shared/data)
 
 .PHONY: install test book lab browser bench-loss bench-data bench-steps
@@ -23,11 +24,11 @@ test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 book: $(STAMP)
-	$(PY) -m dpllib.cli book --preset $(PRESET)
+	$(PY) -m dpllib.cli book --preset $(PRESET) --workers $(WORKERS)
 	@echo "open $(abspath book/_build/html/index.html)"
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(PY) -m dpllib.cli lab
 
 # Debian's Chromium for the book's browser test (playwright drives it; no browser download)
 browser:

@@ -1,9 +1,11 @@
-"""The ``dpl`` command: ``dpl run | status | table | networks | bench``."""
+"""The ``dpl`` command: ``dpl run | status | table | book | lab | networks | bench``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,10 +57,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.slurm:
         jobs = grid.run_slurm(preset, results_dir, partition=args.partition, time_min=args.time_min,
-                              parallelism=args.parallelism)
+                              parallelism=args.parallelism, retry_failed=args.retry_failed,
+                              rerun_stale=args.rerun_stale, cells_per_job=args.cells_per_job)
         print(f"submitted {len(jobs)} cells" + (f" as job array {jobs[0].job_id.split('_')[0]}" if jobs else ""))
         return 0
-    outcome = grid.run(preset, results_dir, workers=args.workers, retry_failed=args.retry_failed)
+    outcome = grid.run(preset, results_dir, workers=args.workers, retry_failed=args.retry_failed,
+                       rerun_stale=args.rerun_stale)
     print(", ".join(f"{k}: {v}" for k, v in sorted(outcome.items())))
     print(grid.status_table(preset, results_dir))
     return 0
@@ -73,10 +77,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from . import results
+    from . import grid, results
 
-    frame = results.table(args.results)
-    out = args.out or str(Path(args.results) / "table.parquet")
+    if args.preset is None and args.results is None:
+        print("dpl table: name a preset (its cells' records) or --results FOLDER (all its records)", file=sys.stderr)
+        return 2
+    ids = None
+    if args.preset is not None:
+        preset = grid.load_preset(args.preset)
+        folder = _results_dir(args, preset)
+        ids = None if args.all_records else grid.cell_ids(preset)
+    else:
+        folder = Path(args.results).resolve()
+    frame = results.table(folder, ids)
+    out = Path(args.out).resolve() if args.out else folder / "table.parquet"
     results.write_table(frame, out)
     print(f"{len(frame)} rows from {frame['cell_id'].nunique() if len(frame) else 0} cells -> {out}")
     return 0
@@ -88,6 +102,24 @@ def _book(args: argparse.Namespace) -> int:
     index = build_book(args.preset, args.results, run=not args.no_run, workers=args.workers, force=args.force)
     print(f"book: {index}")
     return 0
+
+
+def lab_command(port: int | None = None, open_browser: bool = True) -> list[str]:
+    """JupyterLab on the repository's notebooks with this environment's kernel; as root (in a
+    container) with --allow-root, which Jupyter otherwise refuses."""
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={repo / 'notebooks'}"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    if port is not None:
+        cmd.append(f"--port={port}")
+    if not open_browser:
+        cmd.append("--no-browser")
+    return cmd
+
+
+def _lab(args: argparse.Namespace) -> int:
+    return subprocess.call(lab_command(args.port, not args.no_browser))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,18 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="parallel notebook processes (local)")
     p.add_argument("--dry-run", action="store_true", help="print cell counts and estimated hours")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
+    p.add_argument("--rerun-stale", action="store_true", help="rerun cells whose records other code wrote")
     p.add_argument("--slurm", action="store_true", help="submit one Slurm job array via submitit")
     p.add_argument("--partition")
     p.add_argument("--time-min", type=int, default=240, help="Slurm time limit per cell (minutes)")
     p.add_argument("--parallelism", type=int, default=16, help="Slurm array tasks at once")
+    p.add_argument("--cells-per-job", type=int, default=1, help="cells sharing one Slurm task's GPU")
     p.set_defaults(func=_run)
     p = sub.add_parser("status", help="done / failed / pending cells per benchmark")
     p.add_argument("preset")
     p.add_argument("--results")
     p.set_defaults(func=_status)
-    p = sub.add_parser("table", help="all records -> one tidy Parquet table")
-    p.add_argument("--results", required=True)
-    p.add_argument("--out")
+    p = sub.add_parser("table", help="a preset's records (or a folder's) -> one tidy Parquet table")
+    p.add_argument("preset", nargs="?", help="offline, paper, or a preset YAML file")
+    p.add_argument("--results", help="results folder (default: the preset's)")
+    p.add_argument("--all-records", action="store_true", help="every record in the folder, not only the preset's cells")
+    p.add_argument("--out", help="default: table.parquet in the results folder")
     p.set_defaults(func=_table)
     p = sub.add_parser("book", help="run the preset (resumable), the analysis notebooks, the book")
     p.add_argument("--preset", default="offline")
@@ -127,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-run", action="store_true", help="build from the records already there")
     p.add_argument("--force", action="store_true", help="re-execute every chapter")
     p.set_defaults(func=_book)
+    p = sub.add_parser("lab", help="JupyterLab on notebooks/ with this environment's kernel")
+    p.add_argument("--port", type=int)
+    p.add_argument("--no-browser", action="store_true")
+    p.set_defaults(func=_lab)
     args = parser.parse_args(argv)
     return args.func(args)
 

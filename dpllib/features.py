@@ -63,7 +63,8 @@ class FeatureExtractor(nn.Module):
     """Features of a frozen network at several points from one truncated forward pass.
 
     ``forward(x)`` takes an already normalised N x 3 x H x W batch and returns a list of
-    tensors, one per point, in the order given.
+    tensors, one per point, in the order given: N x C x h x w maps, and vectors (a global pool,
+    a classifier) as N x C x 1 x 1.
     """
 
     def __init__(self, model: nn.Module, modules: list[str], source: str = "torchvision"):
@@ -85,4 +86,4 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = self.graph_module(x)
-        return [out[k] for k in self.keys]
+        return [out[k] if out[k].dim() != 2 else out[k][:, :, None, None] for k in self.keys]

@@ -4,15 +4,43 @@ whole new one, never a part."""
 from __future__ import annotations
 
 import os
+import re
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+# .NAME.HOST.PID.tmp, optionally followed by a suffix (.tmp.ipynb for papermill's output)
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.tmp(\.[^.]+)?$")
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_") or "host"
+
 
 def temporary_path(path: str | os.PathLike) -> Path:
-    """A hidden per-process sibling of ``path`` (``.NAME.PID.tmp``) to write before the rename;
-    :func:`dpllib.grid.clean_temporaries` recognises these names."""
+    """A hidden sibling of ``path`` named after this host and process (``.NAME.HOST.PID.tmp``)
+    to write before the rename; :func:`temporary_is_orphaned` reads the writer back from it."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.{_host()}.{os.getpid()}.tmp")
+
+
+def temporary_is_orphaned(path: Path, max_age_s: float = 86_400) -> bool:
+    """Whether the temporary ``path`` was left by a writer that is gone: a process of this host
+    that no longer runs, or (another host, whose processes cannot be asked) older than
+    ``max_age_s`` seconds. Names not made by :func:`temporary_path` count as orphaned."""
+    match = _TEMPORARY.match(path.name)
+    if match is None:
+        return True
+    if match["host"] != _host():
+        return time.time() - path.stat().st_mtime > max_age_s
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def atomic_write(path: str | os.PathLike, content: str | bytes | Callable[[Path], None]) -> Path:

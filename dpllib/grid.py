@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import submitit
 import yaml
 from jupyter_client import KernelManager
 
 from .config import (BASELINE, BENCHMARK_DATASETS, BENCHMARKS, BUDGETS, PAPER_TRAINING_ITEMS, CellConfig,
                      training_steps)
 from .errors import DplError, close_matches
-from .files import atomic_write
-from .results import cell_id, failed_record, read_record, record_path, write_record
+from .files import atomic_write, temporary_is_orphaned, temporary_path
+from .results import cell_id, code_version, failed_record, read_record, record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks" / "benchmarks"
@@ -68,6 +69,8 @@ def load_preset(name_or_path: str) -> dict:
     preset.setdefault("device", "auto")
     preset.setdefault("baselines", True)
     preset.setdefault("overrides", {})
+    if preset.get("data_root"):  # relative to the preset file, absolute from here on
+        preset["data_root"] = str((path.parent / Path(preset["data_root"]).expanduser()).resolve())
     budget = preset.get("budget", "smoke")
     preset["budget"] = budget
     benchmarks = preset.get("benchmarks") or {}
@@ -93,9 +96,10 @@ def load_preset(name_or_path: str) -> dict:
 
 
 def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict]:
-    """Expand a preset into cell configs (validated)."""
+    """Expand a preset into cell configs (validated; ``output_dir`` absolute)."""
     from .networks import network_info
 
+    results_dir = Path(results_dir).expanduser().resolve()
     out = []
     for bench, dataset in (preset.get("benchmarks") or {}).items():
         for seed in preset["seeds"]:
@@ -119,6 +123,11 @@ def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict
     return out
 
 
+def cell_ids(preset: dict) -> set[str]:
+    """The ids of a preset's cells (the records a table of that preset reads)."""
+    return {cell_id(c) for c in cells(preset)}
+
+
 # --------------------------------------------------------------------------- running one cell
 
 
@@ -137,29 +146,39 @@ class IsolatedKernelManager(KernelManager):
             shutil.rmtree(os.path.dirname(self.ip), ignore_errors=True)
 
 
+def absolute_environment() -> None:
+    """Make the path settings in the environment absolute, before kernels and jobs (which run in
+    other folders) inherit them."""
+    for name in ("DPL_DATA_ROOT", "DPL_CACHE", "DPL_RESULTS", "TORCH_HOME", "HF_HOME"):
+        value = os.environ.get(name)
+        if value:
+            os.environ[name] = str(Path(value).expanduser().resolve())
+
+
 def run_cell(cell: dict, results_dir: str | os.PathLike) -> dict:
     """Run one cell's notebook with papermill; keep the executed notebook beside the record.
     Returns the record. A notebook that dies before writing its record gets a 'failed' record
     with the traceback, so the grid goes on."""
     import papermill as pm
 
-    results_dir = Path(results_dir)
+    absolute_environment()
+    results_dir = Path(results_dir).resolve()
     path = record_path(cell, results_dir)
     executed = path.with_suffix(".ipynb")
-    tmp_nb = executed.with_name(f".{executed.name}.{os.getpid()}.tmp.ipynb")
+    scratch = temporary_path(executed).with_suffix(".tmp.ipynb")
     path.parent.mkdir(parents=True, exist_ok=True)
     params = {k: v for k, v in cell.items() if k != "benchmark"}
     params["record_path"] = str(path)
     start = time.perf_counter()
     error = None
     try:
-        pm.execute_notebook(str(NOTEBOOKS / f"{cell['benchmark']}.ipynb"), str(tmp_nb), parameters=params,
-                            kernel_name="python3", progress_bar=False, cwd=str(results_dir),
+        pm.execute_notebook(str(NOTEBOOKS / f"{cell['benchmark']}.ipynb"), str(scratch), parameters=params,
+                            kernel_name="python3", progress_bar=False, cwd=str(path.parent),
                             kernel_manager_class="dpllib.grid.IsolatedKernelManager")
     except Exception:  # papermill's execution error, a dead kernel, ...
         error = traceback.format_exc()
-    if tmp_nb.exists():
-        os.replace(tmp_nb, executed)
+    if scratch.exists():
+        os.replace(scratch, executed)
     if path.exists():
         return read_record(path)
     record = failed_record(cell, {}, (error or "the notebook wrote no record").strip().splitlines()[-1],
@@ -170,15 +189,18 @@ def run_cell(cell: dict, results_dir: str | os.PathLike) -> dict:
 
 # --------------------------------------------------------------------------- the grid
 
+STATES = ("done", "stale", "failed", "pending")
+
 
 @dataclass
 class CellStatus:
     cell: dict
-    state: str  # "done", "failed", "pending"
+    state: str  # done | stale (an ok record from other code) | failed | pending
 
 
 def status(preset: dict, results_dir: str | os.PathLike) -> list[CellStatus]:
     """Each cell of the preset with its state from the records on disk."""
+    current = code_version()
     out = []
     for cell in cells(preset, results_dir):
         path = record_path(cell, results_dir)
@@ -186,50 +208,99 @@ def status(preset: dict, results_dir: str | os.PathLike) -> list[CellStatus]:
             out.append(CellStatus(cell, "pending"))
             continue
         try:
-            state = "done" if read_record(path)["status"] == "ok" else "failed"
+            record = read_record(path)
         except DplError:
+            out.append(CellStatus(cell, "failed"))
+            continue
+        if record["status"] != "ok":
             state = "failed"
+        else:
+            state = "done" if record.get("code_version") == current else "stale"
         out.append(CellStatus(cell, state))
     return out
 
 
 def status_table(preset: dict, results_dir: str | os.PathLike) -> str:
-    """done / failed / pending per benchmark, as text."""
+    """done / stale / failed / pending per benchmark, as text, with what to do about the
+    stale and failed ones."""
     counts: dict[str, Counter] = {}
     for s in status(preset, results_dir):
         counts.setdefault(s.cell["benchmark"], Counter())[s.state] += 1
-    lines = [f"{'benchmark':18s} {'done':>5s} {'failed':>6s} {'pending':>7s}"]
-    for bench, c in counts.items():
-        lines.append(f"{bench:18s} {c['done']:5d} {c['failed']:6d} {c['pending']:7d}")
+    lines = [f"{'benchmark':18s} " + " ".join(f"{state:>7s}" for state in STATES)]
+    for bench, c in [*counts.items(), ("total", sum(counts.values(), Counter()))]:
+        lines.append(f"{bench:18s} " + " ".join(f"{c[state]:7d}" for state in STATES))
     total = sum(counts.values(), Counter())
-    lines.append(f"{'total':18s} {total['done']:5d} {total['failed']:6d} {total['pending']:7d}")
+    if total["stale"]:
+        lines.append(f"{total['stale']} records come from other dpllib code (this code: {code_version()}); "
+                     "rerun them with --rerun-stale")
+    if total["failed"]:
+        lines.append(f"{total['failed']} cells failed (their records hold the traceback); rerun them with "
+                     "--retry-failed")
+    lines.append(f"records: {Path(results_dir).resolve()}")
     return "\n".join(lines)
 
 
-def _run_cell_entry(cell: dict, results_dir: str) -> tuple[str, str]:
+def to_run(preset: dict, results_dir: str | os.PathLike, retry_failed: bool = False,
+           rerun_stale: bool = False) -> tuple[list[dict], Counter]:
+    """The cells to run (pending, and failed or stale ones when asked) and the count of the rest."""
+    todo, skipped = [], Counter()
+    for s in status(preset, results_dir):
+        if s.state == "pending" or (retry_failed and s.state == "failed") or (rerun_stale and s.state == "stale"):
+            todo.append(s.cell)
+        else:
+            skipped[f"skipped ({s.state})" if s.state != "done" else "skipped"] += 1
+    return todo, skipped
+
+
+def _run_cell_entry(cell: dict, results_dir: str, threads: int | None = None,
+                    gpu: int | None = None) -> tuple[str, str]:
+    """One cell in a worker process; the kernel inherits the thread count and the GPU."""
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     record = run_cell(cell, results_dir)
     return cell_id(cell), record["status"]
 
 
+def _is_done(cell: dict, results_dir: str | os.PathLike) -> bool:
+    """Whether the cell has an ok record of this code."""
+    path = record_path(cell, results_dir)
+    try:
+        record = read_record(path) if path.exists() else None
+    except DplError:
+        return False
+    return record is not None and record["status"] == "ok" and record.get("code_version") == code_version()
+
+
+def _visible_gpus() -> int:
+    """How many CUDA devices this machine shows (0 without CUDA), without initialising CUDA in
+    this process."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int = 1,
-        retry_failed: bool = False, progress: bool = True) -> Counter:
-    """Run every missing cell locally (sequentially, or in ``workers`` processes); returns the
-    count of outcomes. Cells with a record are skipped (failed ones too, unless
-    ``retry_failed``); temporary files an interrupted run left are removed first."""
+        retry_failed: bool = False, rerun_stale: bool = False, progress: bool = True) -> Counter:
+    """Run every missing cell locally (sequentially, or in ``workers`` processes that share the
+    CPU cores between them and take the GPUs in turn, so several trainings share each GPU);
+    returns the count of outcomes. Cells with a record are skipped (failed and stale ones too,
+    unless asked to rerun them); temporary files that dead runs left are removed first."""
     from tqdm.auto import tqdm
 
-    results_dir = Path(results_dir)
+    absolute_environment()
+    results_dir = Path(results_dir).resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
-    todo = []
     outcome: Counter = Counter()
     removed = clean_temporaries(results_dir)
     if removed:
         outcome["temporaries removed"] = removed
-    for s in status(preset, results_dir):
-        if s.state == "pending" or (retry_failed and s.state == "failed"):
-            todo.append(s.cell)
-        else:
-            outcome["skipped"] += 1
+    todo, skipped = to_run(preset, results_dir, retry_failed, rerun_stale)
+    outcome.update(skipped)
     _write_manifest(preset, results_dir)
     bar = tqdm(total=len(todo), desc=f"{preset['name']} cells", unit="cell", disable=not progress)
     if workers <= 1:
@@ -242,8 +313,11 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or workers) // workers)
+        gpus = _visible_gpus()
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_cell_entry, cell, str(results_dir)) for cell in todo]
+            futures = [pool.submit(_run_cell_entry, cell, str(results_dir), threads, i % gpus if gpus else None)
+                       for i, cell in enumerate(todo)]
             for fut in concurrent.futures.as_completed(futures):
                 outcome[fut.result()[1]] += 1
                 bar.update()
@@ -251,15 +325,35 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
     return outcome
 
 
+class CellJob(submitit.helpers.Checkpointable):
+    """One Slurm array task: a cell, or several cells at once on the task's GPU (processes
+    sharing its CPUs). Preempted or out of time, submitit calls ``checkpoint`` and requeues the
+    same call; each cell then resumes from its own on-disk checkpoint (finished cells are
+    skipped by their records)."""
+
+    def __call__(self, cells: dict | list[dict], results_dir: str) -> list[tuple[str, str]]:
+        import concurrent.futures
+        import multiprocessing
+
+        cells = [cells] if isinstance(cells, dict) else cells
+        todo = [c for c in cells if not _is_done(c, results_dir)]  # a requeued task skips finished cells
+        if len(todo) <= 1:
+            return [_run_cell_entry(c, results_dir) for c in todo]
+        threads = max(1, (os.cpu_count() or len(todo)) // len(todo))
+        with concurrent.futures.ProcessPoolExecutor(len(todo), mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_run_cell_entry, todo, [results_dir] * len(todo), [threads] * len(todo)))
+
+
 def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partition: str | None = None,
               time_min: int = 240, parallelism: int = 16, gpus: int = 1, cluster: str | None = None,
-              wait: bool = False):
-    """Submit every missing cell as one Slurm job array through submitit (one GPU per task).
-    ``cluster='local'`` runs the same array with submitit's local executor (for tests)."""
-    import submitit
-
+              retry_failed: bool = False, rerun_stale: bool = False, cells_per_job: int = 1, wait: bool = False):
+    """Submit every missing cell (and failed or stale ones when asked) as one Slurm job array
+    through submitit: one GPU per task, ``cells_per_job`` cells sharing it, requeued on
+    preemption or timeout. ``cluster='local'`` runs the same array with submitit's local
+    executor (for tests)."""
+    absolute_environment()
     results_dir = Path(results_dir).resolve()
-    todo = [s.cell for s in status(preset, results_dir) if s.state == "pending"]
+    todo, _ = to_run(preset, results_dir, retry_failed, rerun_stale)
     _write_manifest(preset, results_dir)
     if not todo:
         return []
@@ -271,7 +365,8 @@ def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partitio
             params["slurm_partition"] = partition
     executor.update_parameters(**{k: v for k, v in params.items()
                                   if executor.cluster == "slurm" or not k.startswith("slurm_")})
-    jobs = executor.map_array(_run_cell_entry, todo, [str(results_dir)] * len(todo))
+    chunks = [todo[i:i + cells_per_job] for i in range(0, len(todo), max(1, cells_per_job))]
+    jobs = executor.map_array(CellJob(), chunks, [str(results_dir)] * len(chunks))
     if wait:
         for job in jobs:
             job.result()
@@ -286,40 +381,54 @@ def _write_manifest(preset: dict, results_dir: Path) -> None:
 # --------------------------------------------------------------------------- estimates
 
 
-def estimate(preset: dict, step_costs: dict | None = None) -> str:
-    """Cell counts per benchmark and device-hours estimated from measured step costs
-    (``dpllib/presets/step_costs.json``, written by ``benchmarks/step_cost.py``)."""
-    if step_costs is None:
-        path = Path(str(resources.files("dpllib") / "presets" / "step_costs.json"))
-        step_costs = json.loads(path.read_text()) if path.is_file() else {}
-    costs = step_costs.get("seconds_per_step", {})
-    lines = [f"{'benchmark':18s} {'cells':>5s} {'trainings':>9s} {'steps each':>10s} {'est. hours':>10s}"]
-    total_h, unknown = 0.0, set()
+def step_cost_files() -> dict[str, dict]:
+    """The shipped step-cost measurements ({file stem: contents}), one per device and code
+    version (``dpllib/presets/step_costs/*.json``, written by ``benchmarks/step_cost.py``)."""
+    folder = resources.files("dpllib") / "presets" / "step_costs"
+    return {Path(str(p)).stem: json.loads(p.read_text()) for p in sorted(folder.iterdir(), key=str)
+            if str(p).endswith(".json")}
+
+
+def estimate(preset: dict, step_costs: dict[str, dict] | None = None) -> str:
+    """Cell and training counts per benchmark and the device-hours each shipped step-cost
+    measurement implies (one column per measurement, its device and mode listed below)."""
+    measured = step_cost_files() if step_costs is None else step_costs
     by_bench: dict[str, list[dict]] = {}
     for cell in cells(preset):
         by_bench.setdefault(cell["benchmark"], []).append(cell)
+    names = list(measured)
+    head = f"{'benchmark':18s} {'cells':>5s} {'trainings':>9s} {'steps each':>10s}"
+    lines = [head + "".join(f" {n[:14]:>14s}" for n in names)]
+    totals = dict.fromkeys(names, 0.0)
+    unknown: dict[str, set] = {n: set() for n in names}
     for bench, bench_cells in by_bench.items():
-        hours = 0.0
-        trainings = 0
         settings = CellConfig.from_dict(bench_cells[0]).settings()
         steps = _steps(bench, settings)
-        for cell in bench_cells:
-            # a similarity cell calibrates all its points in one training
-            for point in (cell["points"] or [None]) if bench != "similarity" else [None]:
-                trainings += 1
-                key = f"{bench}/{cell['network']}"
-                cost = costs.get(key)
+        warm = settings.get("warm_steps") or 0
+        # a similarity cell calibrates all its points in one training; the others train one model per point
+        trainings = sum(1 if bench == "similarity" else max(1, len(c["points"])) for c in bench_cells)
+        hours = dict.fromkeys(names, 0.0)
+        for name, data in measured.items():
+            costs = data.get("seconds_per_step", {})
+            for cell in bench_cells:
+                cost = costs.get(f"{bench}/{cell['network']}")
                 if cost is None:
-                    unknown.add(key)
+                    unknown[name].add(f"{bench}/{cell['network']}")
                     continue
-                hours += steps * cost / 3600
-        total_h += hours
-        lines.append(f"{bench:18s} {len(bench_cells):5d} {trainings:9d} {steps:10d} {hours:10.1f}")
-    lines.append(f"{'total':18s} {sum(map(len, by_bench.values())):5d} {'':9s} {'':10s} {total_h:10.1f}")
-    device = step_costs.get("device", "unknown device")
-    lines.append(f"(hours from step costs measured on {device}; "
-                 + (f"no measurement for {len(unknown)} benchmark/network pairs: {sorted(unknown)[:4]}...)"
-                    if unknown else "all pairs measured)"))
+                n = 1 if bench == "similarity" else max(1, len(cell["points"]))
+                hours[name] += n * steps * cost / 3600
+            if warm:  # one warm start per seed, at the baseline's cost
+                base = costs.get(f"{bench}/{BASELINE}", 0.0)
+                hours[name] += len({c["seed"] for c in bench_cells}) * warm * base / 3600
+            totals[name] += hours[name]
+        lines.append(f"{bench:18s} {len(bench_cells):5d} {trainings:9d} {steps:10d}"
+                     + "".join(f" {hours[n]:14.1f}" for n in names))
+    lines.append(f"{'total hours':18s} {sum(map(len, by_bench.values())):5d} {'':9s} {'':10s}"
+                 + "".join(f" {totals[n]:14.1f}" for n in names))
+    for name, data in measured.items():
+        missing = f"; not measured: {len(unknown[name])} benchmark/network pairs" if unknown[name] else ""
+        lines.append(f"{name}: {data.get('device', '?')}, torch {data.get('torch', '?')}, code {data.get('commit', '?')}, "
+                     f"{data.get('measured', '?')}; {data.get('mode', '')}{missing}")
     return "\n".join(lines)
 
 
@@ -329,14 +438,18 @@ def _steps(bench: str, settings: dict) -> int:
     return training_steps(settings, PAPER_TRAINING_ITEMS.get(bench, 0))
 
 
-def clean_temporaries(results_dir: str | os.PathLike) -> int:
-    """Remove temporary files a killed run left behind (never records); returns how many."""
+def clean_temporaries(results_dir: str | os.PathLike, max_age_s: float = 86_400) -> int:
+    """Remove temporary files that a killed run left behind; returns how many. A temporary of a
+    process on this host that is still alive is kept (a run in progress); one from another host
+    (a shared file system) only goes once it is older than ``max_age_s``. Records and in-cell
+    checkpoints are never touched."""
     n = 0
     for p in Path(results_dir).rglob(".*.tmp*"):
-        if p.is_file():
-            p.unlink()
-            n += 1
-        elif p.is_dir():
-            shutil.rmtree(p)
-            n += 1
+        if not temporary_is_orphaned(p, max_age_s):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        n += 1
     return n

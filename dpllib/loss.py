@@ -216,6 +216,7 @@ class PerceptualLoss(nn.Module):
             raise DplError(f"point_weights has {len(point_weights)} entries for {len(points)} points")
         self.network = network
         self.points = [resolve_point(network, p) for p in points]
+        _check_spatial(network, self.points)
         self.distance, self.reduction, self.grayscale = distance, reduction, grayscale
         self.input_range, self.check_inputs, self.normalization = input_range, check_inputs, normalization
         self.register_buffer("point_weights", torch.tensor(point_weights or [1.0] * len(points)),
@@ -376,6 +377,18 @@ class PerceptualLoss(nn.Module):
         return (f"network={self.network!r}, points=[{pts}], weights={self.weights_label!r}, "
                 f"distance={self.distance!r}, input_range={self.input_range}, "
                 f"normalization={self.normalization!r}, reduction={self.reduction!r}")
+
+
+def _check_spatial(network: str, points: list[ExtractionPoint]) -> None:
+    """Refuse points whose features are neither maps (N x C x H x W) nor vectors (N x C)."""
+    from .networks import feature_shapes
+
+    for point, shape in zip(points, feature_shapes(network, tuple(p.module for p in points))):
+        if len(shape) not in (2, 4):
+            raise DplError(
+                f"{network} point {point.module!r} gives features of shape {shape} (e.g. transformer tokens); "
+                "a perceptual loss compares N x C x H x W feature maps or N x C vectors. Choose a point "
+                "with such an output, or reshape the tokens to a map in your own module.")
 
 
 def _one_of(name: str, value: str, allowed: Sequence[str]) -> None:

@@ -73,8 +73,9 @@ class ExtractionPoint:
 
     ``module`` is the torchvision/timm module (or fx node) name; ``depth`` is the fraction of
     the network's weight layers (conv + linear) computed up to and including this point, in
-    [0, 1]; ``channels`` and ``reduction`` (input size / feature size) are measured at the
-    network's native input size; ``study_index`` is 1-4 for the study's points, else None.
+    [0, 1]; ``channels`` and ``reduction`` (input size / feature size; None for a vector) are
+    measured at the network's native input size; ``study_index`` is 1-4 for the study's
+    points, else None.
     """
 
     network: str
@@ -315,8 +316,9 @@ def _trace(name: str) -> tuple[ExtractionPoint, ...]:
     points = []
     for module, (count, out) in finished.items():
         channels = reduction = None
-        if out is not None and out.dim() == 4:
-            channels, reduction = int(out.shape[1]), info.input_size / int(out.shape[-1])
+        if out is not None and out.dim() in (2, 4):  # a vector counts as C x 1 x 1
+            channels = int(out.shape[1])
+            reduction = info.input_size / int(out.shape[-1]) if out.dim() == 4 else None
         points.append(ExtractionPoint(network=name, module=module, alias=aliases.get(module, module),
                                       depth=count / total, channels=channels, reduction=reduction,
                                       study_index=study.get(module)))
@@ -372,3 +374,19 @@ def resolve_point(network: str, point: str | ExtractionPoint) -> ExtractionPoint
         + (f". The study's points are {', '.join(study)}" if study else "")
         + ". dpllib.extraction_points(network) lists them all."
     )
+
+
+@functools.cache
+def feature_shapes(network: str, modules: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    """The output shape of each point for one image at the network's native input size
+    (computed on the meta device: no weights, no compute)."""
+    from .features import _tracer_module
+
+    size = network_info(network).input_size
+    with torch.device("meta"):
+        model = build(network).eval()
+        keys = {m: f"p{i}" for i, m in enumerate(dict.fromkeys(modules))}
+        extractor = _tracer_module(resolve(network)[0]).create_feature_extractor(model, return_nodes=keys)
+        with torch.no_grad():
+            out = extractor(torch.empty(1, 3, size, size))
+    return tuple(tuple(out[keys[m]].shape) for m in modules)

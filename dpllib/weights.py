@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,7 +21,9 @@ from .download import download
 from .errors import DplError, UnavailableError
 from .networks import LITE_NETWORKS, _torchvision_weights, build, resolve
 
-Weights = str | os.PathLike | Mapping[str, torch.Tensor]
+Weights = str | os.PathLike | Mapping[str, torch.Tensor] | nn.Module
+# DenseNet checkpoints saved before torchvision 0.3 name layers "norm.1" where modules are "norm1"
+_DENSENET_LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 # Base URL replacing https://download.pytorch.org/models/ (a mirror or a local server).
 TORCHVISION_MIRROR_ENV = "DPL_TORCHVISION_MIRROR"
 
@@ -30,9 +33,12 @@ def load_network(name: str, weights: Weights = "imagenet", seed: int = 0,
     """The network ``name`` with the requested weights, frozen and in eval mode.
 
     weights: ``"imagenet"``, ``"random"`` (initialised under ``torch.manual_seed(seed)``),
-    a path to a ``.pth``/``.pt``/``.safetensors`` state dict, or a state dict.
+    a path to a ``.pth``/``.pt``/``.safetensors`` state dict, a state dict, or an already
+    loaded network (several losses can then share one copy of it).
     """
-    if isinstance(weights, str) and weights == "random":
+    if isinstance(weights, nn.Module):
+        model = weights
+    elif isinstance(weights, str) and weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build(name)
@@ -47,7 +53,9 @@ def load_network(name: str, weights: Weights = "imagenet", seed: int = 0,
 
 
 def weights_label(weights: Weights) -> str:
-    """'imagenet', 'random' or 'file' (for reprs and records)."""
+    """'imagenet', 'random', 'module' or 'file' (for reprs and records)."""
+    if isinstance(weights, nn.Module):
+        return "module"
     return weights if isinstance(weights, str) and weights in ("imagenet", "random") else "file"
 
 
@@ -82,10 +90,11 @@ def _imagenet(name: str) -> nn.Module:
                 f"Offline, download that file elsewhere and place it at {path} (torch.hub's "
                 f"cache; TORCH_HOME moves it), or set {TORCHVISION_MIRROR_ENV} to a mirror. "
                 f"Cause: {err.__cause__}") from err
-        model = build(name)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        _load_into(model, name, state, what=str(path))
-        return model
+        # torchvision's own builder reads the file from torch.hub's cache: its key renames
+        # (DenseNet's legacy keys), aux heads and transform_input are what "imagenet" means
+        import torchvision
+
+        return torchvision.models.get_model(arch, weights=w)
     import timm
 
     cfg = timm.models.get_pretrained_cfg(arch)
@@ -165,12 +174,16 @@ def _load_into(model: nn.Module, name: str, state: Mapping[str, torch.Tensor], w
     drops aux heads, maps efficientnet_pytorch keys."""
     state = {k.removeprefix("module."): v for k, v in state.items()
              if not k.startswith(("aux1.", "aux2.", "AuxLogits."))}
+    if resolve(name)[1].startswith("densenet"):
+        state = {_DENSENET_LEGACY.sub(r"\1\2", k): v for k, v in state.items()}
     target = model.state_dict()
     if any(k.startswith("_conv_stem") for k in state) and not any(k.startswith("_conv_stem") for k in target):
         state = map_efficientnet_pytorch(state, target)
     # A loss network never uses the classification head: a file without it is fine.
     head = _head_prefixes(model)
-    missing = [k for k in target if k not in state and not k.startswith(head)]
+    # batch-norm counters are absent from older files; torch starts them at 0
+    missing = [k for k in target if k not in state and not k.startswith(head)
+               and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in target]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in target.items()
              if k in state and tuple(state[k].shape) != tuple(v.shape)]

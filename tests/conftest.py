@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import os
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -60,12 +61,14 @@ def data_env(monkeypatch, shared_data, tmp_path_factory):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` (path -> bytes) with HTTP Range support; paths listed in
-    ``server.break_once`` are cut off half way the first time they are requested."""
+    ``server.break_once`` are cut off half way the first time they are requested; every answer
+    waits ``server.delay`` seconds first (a slow server)."""
 
     def log_message(self, *args):  # keep test output quiet
         pass
 
     def do_GET(self):
+        time.sleep(self.server.delay)
         data = self.server.files.get(self.path)
         if data is None:
             self.send_error(404)
@@ -99,7 +102,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def http_server():
     """A real HTTP server on 127.0.0.1: ``server.files[path] = bytes``; yields (server, base_url)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.files, server.break_once, server.requests = {}, set(), []
+    server.files, server.break_once, server.requests, server.delay = {}, set(), [], 0.0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server, f"http://127.0.0.1:{server.server_address[1]}"

@@ -14,7 +14,7 @@ from dpllib.config import CellConfig, evaluation_interval, training_steps
 from dpllib.files import atomic_write
 from dpllib.paths import preset_results_dir, results_root
 from dpllib.results import make_record
-from dpllib.trainers.loop import NonFiniteLoss, Trainee, fit
+from dpllib.trainers.loop import BatchOrder, FitCheckpoint, NonFiniteLoss, Trainee, fit
 
 from .conftest import REPO
 
@@ -118,3 +118,59 @@ def test_one_rule_for_the_results_root(monkeypatch, tmp_path):
     assert results_root() == tmp_path / "relative" / "res"
     assert preset_results_dir("tiny") == tmp_path / "relative" / "res" / "tiny"
     assert preset_results_dir("tiny", "elsewhere") == tmp_path / "elsewhere"
+
+
+def _regression(order_seed: int = 0):
+    """A small model fitted to noisy data with Adam, validated on held-out data."""
+    torch.manual_seed(0)
+    x, w = torch.randn(64, 5), torch.randn(5, 1)
+    y = x @ w + 0.1 * torch.randn(64, 1)
+    model = nn.Linear(5, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    order = BatchOrder(48, 8, torch.Generator().manual_seed(order_seed))
+
+    def step(idx):
+        loss = (model(x[idx]) - y[idx]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    trainee = Trainee("m", model, opt, step, lambda: -(model(x[48:]) - y[48:]).pow(2).mean().item())
+    return trainee, order
+
+
+def test_a_resumed_fit_ends_where_an_uninterrupted_one_ends(tmp_path):
+    whole, order = _regression()
+    expected = fit([whole], lambda i: order(), 30, "test", eval_every=4, progress=False)["m"]
+
+    crashed, order = _regression()
+
+    def crash_at_17(i):
+        if i == 17:
+            raise KeyboardInterrupt
+        return order()
+
+    ckpt = FitCheckpoint(tmp_path / "m.fit.pt", every_s=0)
+    with pytest.raises(KeyboardInterrupt):
+        fit([crashed], crash_at_17, 30, "test", eval_every=4, progress=False, checkpoint=ckpt, resumables=[order])
+    assert torch.load(ckpt.path, weights_only=False)["step"] == 17
+
+    resumed, order = _regression(order_seed=99)  # a fresh process: state comes from the file
+    report = fit([resumed], lambda i: order(), 30, "test", eval_every=4, progress=False, checkpoint=ckpt,
+                 resumables=[order])["m"]
+    assert report["resumed_at"] == 17
+    assert report["loss_curve"] == expected["loss_curve"] and report["val_curve"] == expected["val_curve"]
+    assert report["best_step"] == expected["best_step"]
+    assert torch.equal(resumed.model.weight, whole.model.weight)
+
+
+def test_batch_order_reshuffles_each_epoch_and_resumes():
+    order = BatchOrder(10, 4, torch.Generator().manual_seed(3))
+    first = [order().tolist() for _ in range(2)]  # 2 full batches of 4 per epoch of 10
+    state = order.state_dict()
+    following = [order().tolist() for _ in range(3)]
+    again = BatchOrder(10, 4, torch.Generator().manual_seed(0))
+    again.load_state_dict(state)
+    assert [again().tolist() for _ in range(3)] == following
+    assert len(set(sum(first, []))) == 8  # no item twice within an epoch

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from PIL import Image, UnidentifiedImageError
 
 from ..download import download, sha256_of
@@ -29,8 +30,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a data set's public source. ``sha256`` None: not known here; the digest of
-    the first download is recorded beside it (``<file>.sha256``) and checked from then on."""
+    """One file of a data set's public source. ``sha256``: the published digest, checked on
+    download; None where none is published: trust on first use (the digest of the first
+    download is recorded beside it, ``<file>.sha256``, and checked from then on)."""
 
     url: str
     sha256: str | None = None
@@ -87,7 +89,10 @@ DATASETS: dict[str, DatasetSpec] = {
         layout="bsds500/images/{train,val,test}/*.jpg (val = BSD100)", citation="Arbelaez et al. 2011"),
     "coco2014_train": DatasetSpec(
         "coco2014_train", "coco", ("train2014",),
-        files=((RemoteFile("http://images.cocodataset.org/zips/train2014.zip", size=13510573713), "."),),
+        # sha256 and size as published in TensorFlow Datasets' url_checksums/coco2014.txt
+        files=((RemoteFile("http://images.cocodataset.org/zips/train2014.zip",
+                           sha256="ede4087e640bddba550e090eae701092534b554b42b05ac33f0300b984b31775",
+                           size=13510573713), "."),),
         layout="coco/train2014/COCO_train2014_*.jpg", citation="Lin et al. 2014"),
     "mass_roads": DatasetSpec(
         "mass_roads", "mass_roads", ("train", "valid", "test"),
@@ -126,11 +131,27 @@ def dataset_path(name: str, root: str | os.PathLike | None = None, download_miss
     if not os.access(base, os.W_OK):
         raise UnavailableError(manual + " The data root is read-only, so dpllib cannot download "
                                "into it: download there by hand or point DPL_DATA_ROOT elsewhere.")
-    try:
-        fetch(spec, base)
-    except UnavailableError as err:
-        raise UnavailableError(f"{manual} Download failed: {err}") from err
+    # one process fetches, the others (a job array on one data root) wait and find it there
+    with FileLock(lock_path(base, name)):
+        if all((folder / r).exists() for r in spec.required):
+            return folder
+        try:
+            fetch(spec, base)
+        except UnavailableError as err:
+            raise UnavailableError(f"{manual} Download failed: {err}") from err
     return folder
+
+
+def lock_path(folder: Path, name: str) -> Path:
+    """The lock file that serialises fetching or generating ``name`` in ``folder``: in
+    ``folder/.locks``, or in the cache when ``folder`` is read-only (nothing is written there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.access(folder, os.W_OK):
+        locks = folder / ".locks"
+    else:
+        locks = cache_dir() / "locks" / hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    locks.mkdir(parents=True, exist_ok=True)
+    return locks / f"{name}.lock"
 
 
 def fetch(spec: DatasetSpec, base: Path) -> None:

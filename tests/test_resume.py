@@ -1,0 +1,56 @@
+"""A cell killed mid-training (SIGKILL) resumes from its on-disk checkpoint and ends with the
+same numbers as a run that was never interrupted."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dpllib.results import read_record
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.usefixtures("data_env")
+
+CELL = ("from dpllib.trainers import run_notebook_cell\n"
+        "run_notebook_cell('autoencoding', network='efficientnet_lite0', points=['stem', 'stage1'],\n"
+        "    weights='imagenet', dataset='cifar10', device='cpu', output_dir={out!r}, progress=False,\n"
+        "    overrides={{'steps': 40, 'train_limit': 200, 'test_limit': 100, 'probe_epochs': 5}})\n")
+
+
+def _start(out, **env):
+    return subprocess.Popen([sys.executable, "-c", CELL.format(out=str(out))], cwd=REPO,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@pytest.mark.slow
+def test_a_killed_cell_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    whole = _start(tmp_path / "whole")
+    assert whole.wait(timeout=600) == 0, whole.stdout.read().decode()[-3000:]
+    [expected_path] = (tmp_path / "whole" / "autoencoding").glob("*.json")
+    expected = read_record(expected_path)
+    assert not expected_path.with_suffix(".ckpt").exists()  # removed once the record is written
+
+    out = tmp_path / "killed"
+    proc = _start(out, DPL_CHECKPOINT_SECONDS="0")
+    fit_file = out / "autoencoding" / f"{expected['cell_id']}.ckpt" / "stage1.fit.pt"
+    deadline = time.time() + 600
+    while time.time() < deadline and not fit_file.exists():  # the second point is training
+        time.sleep(0.2)
+    assert fit_file.exists(), proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "no checkpoint"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "autoencoding" / f"{expected['cell_id']}.json").exists()
+
+    again = _start(out)
+    assert again.wait(timeout=600) == 0, again.stdout.read().decode()[-3000:]
+    record = read_record(out / "autoencoding" / f"{expected['cell_id']}.json")
+    assert record["resumed_at"]["stage1"] > 0 and "stem" not in record["resumed_at"]  # stem was done
+    assert record["rows"] == expected["rows"]
+    assert json.dumps(record["loss_curve"]) == json.dumps(expected["loss_curve"])
