@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .errors import DplError
 
@@ -86,17 +87,35 @@ def ssim_y(prediction: torch.Tensor, target: torch.Tensor, border: int = 4) -> n
                      for a, b in zip(py, ty)])
 
 
-def road_scores(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
-    """Pixel-wise completeness TP/(TP+FN), correctness TP/(TP+FP), quality TP/(TP+FP+FN), per
-    image, for binary N x 1 x H x W masks. An undefined ratio (0/0) counts as 1 (nothing to find,
-    nothing wrongly found)."""
+def road_scores(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+                buffer: int = 0) -> dict[str, np.ndarray]:
+    """Completeness, correctness and quality of binary N x 1 x H x W road masks, per image.
+
+    ``buffer`` 0: pixel-exact, TP/(TP+FN), TP/(TP+FP), TP/(TP+FP+FN). ``buffer`` rho > 0: the
+    relaxed measures of Wiedemann et al. (1998) used for Massachusetts Roads (Mnih 2013, rho = 3
+    px at full resolution): a true road pixel counts as found when a predicted one lies within
+    rho pixels (Chebyshev) and vice versa; quality = compl * corr / (compl + corr - compl * corr).
+    ``valid`` (N x 1 x H x W) leaves the other pixels out of every count. An undefined ratio
+    (0/0) counts as 1 (nothing to find, nothing wrongly found)."""
     p, t = prediction.bool(), target.bool()
-    tp = (p & t).sum(dim=(1, 2, 3)).double()
-    fp = (p & ~t).sum(dim=(1, 2, 3)).double()
-    fn = (~p & t).sum(dim=(1, 2, 3)).double()
+    v = torch.ones_like(p) if valid is None else valid.bool()
+
+    def count(mask):
+        return (mask & v).sum(dim=(1, 2, 3)).double()
 
     def ratio(num, den):
-        return torch.where(den > 0, num / den.clamp_min(1), torch.ones_like(num)).numpy()
+        return torch.where(den > 0, num / den.clamp_min(1), torch.ones_like(num))
 
-    return {"completeness": ratio(tp, tp + fn), "correctness": ratio(tp, tp + fp),
-            "quality": ratio(tp, tp + fp + fn)}
+    if buffer == 0:
+        tp, fp, fn = count(p & t), count(p & ~t), count(~p & t)
+        return {"completeness": ratio(tp, tp + fn).numpy(), "correctness": ratio(tp, tp + fp).numpy(),
+                "quality": ratio(tp, tp + fp + fn).numpy()}
+
+    def near(mask):
+        return F.max_pool2d(mask.float(), 2 * buffer + 1, stride=1, padding=buffer) > 0
+
+    completeness = ratio(count(t & near(p)), count(t))
+    correctness = ratio(count(p & near(t)), count(p))
+    both = completeness * correctness
+    quality = torch.where(both > 0, both / (completeness + correctness - both).clamp_min(1e-12), torch.zeros_like(both))
+    return {"completeness": completeness.numpy(), "correctness": correctness.numpy(), "quality": quality.numpy()}

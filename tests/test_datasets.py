@@ -157,8 +157,28 @@ def test_roads_subset_split_is_deterministic_and_disjoint():
     assert [len(v) for v in splits.values()] == [16, 4, 4]
     names = [p.name for v in splits.values() for p, _ in v]
     assert len(set(names)) == 24 and splits == {s: road_files(s) for s in splits}
-    img, mask = MassRoads("val")[0]
-    assert img.shape == (3, 224, 224) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    val = MassRoads("val")
+    assert val.images.shape[1:] == (3, 224, 224) and val.masks.dtype == torch.bool
+    assert val.full_masks.shape[-2:] == (1500, 1500)  # scored at the original resolution
+    img, mask = val.crops(torch.tensor([0, 1]), 64, torch.Generator().manual_seed(0))
+    assert img.shape == (2, 3, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    again = val.crops(torch.tensor([0, 1]), 64, torch.Generator().manual_seed(0))
+    assert torch.equal(img, again[0])  # crops and flips come from the generator only
+
+
+def test_roads_no_data_areas_are_found():
+    """The subset's tiles are partly outside the imaged area (white) while the map draws roads
+    there; imaged() tells those pixels apart."""
+    from dpllib.datasets.roads import imaged
+
+    test = MassRoads("test", size=None)
+    inside = test.full_imaged
+    assert 0.3 < inside.float().mean() < 0.9
+    white = test.images.permute(1, 0, 2, 3)[:, ~inside[:, 0]]
+    assert (white >= 250).all()
+    assert torch.equal(imaged(test.images), inside)
+    roads_outside = (test.full_masks & ~inside).sum() / test.full_masks.sum()
+    assert roads_outside > 0.2  # roads that no model can see
 
 
 def test_cifar10_local_folders():
@@ -185,6 +205,26 @@ def test_severity_2afc_is_deterministic_and_correct_by_construction(tmp_path, sh
         d0 = (t["p0"].float() - t["ref"].float()).abs().mean((1, 2, 3))
         d1 = (t["p1"].float() - t["ref"].float()).abs().mean((1, 2, 3))
         assert torch.equal((d1 < d0).float(), t["judge"])
+
+
+def test_equal_mse_2afc_defeats_pixel_distance(tmp_path, shared_data):
+    """Both distortions of a triplet have the same pixel MSE (within 1%), so pixel L2 scores
+    0.5 +- 0.05; the structure-preserving one is the answer; the set is deterministic."""
+    from dpllib.datasets import make_equal_mse_2afc
+    from dpllib.metrics import twoafc_score
+
+    photos = sorted((shared_data / "bsds500" / "images" / "train").glob("*.jpg"))[:20]
+    a = make_equal_mse_2afc(photos, tmp_path / "a", n_per_kind=80, seed=4)
+    b = make_equal_mse_2afc(photos, tmp_path / "b", n_per_kind=80, seed=4)
+    scores = []
+    for kind in ("luminance", "contrast", "translation"):
+        t = TwoAFC(a / "2afc" / "val" / kind).tensors()
+        assert torch.equal(t["p1"], TwoAFC(b / "2afc" / "val" / kind).tensors()["p1"])
+        ref, p0, p1 = (t[k].double() for k in ("ref", "p0", "p1"))
+        d0, d1 = (ref - p0).pow(2).mean((1, 2, 3)), (ref - p1).pow(2).mean((1, 2, 3))
+        assert ((d0 - d1).abs() / torch.minimum(d0, d1)).max() < 0.01
+        scores.append(twoafc_score(d0, d1, t["judge"]))
+    assert abs(np.mean(scores) - 0.5) <= 0.05
 
 
 def test_decode_cache_is_reused(tmp_path):

@@ -16,7 +16,7 @@ from .conftest import REPO
 
 TINY_OVERRIDES = {
     "autoencoding": {"steps": 2, "train_limit": 100, "test_limit": 50, "probe_epochs": 2},
-    "segmentation": {"steps": 2, "eval_every": 1, "width": 4, "crop": 64},
+    "segmentation": {"steps": 2, "eval_every": 1, "crop": 64, "size": 224},
 }
 
 
@@ -51,10 +51,11 @@ def test_bad_presets_name_the_problem(tmp_path, change, message):
 
 def test_shipped_presets_expand():
     offline = grid.cells(grid.load_preset("offline"))
-    # 3 Lite x (imagenet, random) + squeezenet random = 7 per benchmark, + 1 baseline each
-    assert len(offline) == 4 * 8
+    # Lite0 (imagenet, random), Lite1, Lite2 and the baseline, 4 benchmarks, 2 seeds
+    assert len(offline) == 4 * 5 * 2
     assert len({results.cell_id(c) for c in offline}) == len(offline)
-    assert {c["weights"] for c in offline if c["network"] == "efficientnet_lite1"} == {"imagenet", "random"}
+    assert {c["weights"] for c in offline if c["network"] == "efficientnet_lite0"} == {"imagenet", "random"}
+    assert {c["budget"] for c in offline} == {"offline"} and {c["seed"] for c in offline} == {0, 1}
     paper = grid.load_preset("paper")
     assert len(grid.cells(paper)) == 4 * 3 * 15
     text = grid.estimate(paper)

@@ -49,3 +49,22 @@ def test_road_scores_by_hand():
     assert s["quality"][0] == pytest.approx(1 / 3)
     empty = road_scores(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))
     assert empty["quality"][0] == 1.0 and isinstance(empty["quality"], np.ndarray)
+    # pixels outside ``valid`` count nowhere
+    valid = torch.tensor([1, 1, 0, 1]).view(1, 1, 1, 4)
+    s = road_scores(pred, target, valid)
+    assert s["completeness"][0] == pytest.approx(1.0) and s["correctness"][0] == pytest.approx(0.5)
+
+
+def test_relaxed_road_scores_by_hand():
+    """A prediction one pixel beside the true road: pixel-exact it finds nothing, with a
+    2-pixel buffer everything (Wiedemann's relaxed completeness and correctness)."""
+    target = torch.zeros(1, 1, 9, 9)
+    target[..., 4] = 1
+    shifted = torch.zeros_like(target)
+    shifted[..., 5] = 1
+    exact, relaxed = road_scores(shifted, target), road_scores(shifted, target, buffer=2)
+    assert exact["quality"][0] == 0.0
+    assert relaxed["completeness"][0] == relaxed["correctness"][0] == relaxed["quality"][0] == pytest.approx(1.0)
+    far = torch.zeros_like(target)
+    far[..., 8] = 1
+    assert road_scores(far, target, buffer=2)["quality"][0] == 0.0

@@ -1,19 +1,22 @@
-"""Benchmark trainers: configs, determinism, failure records, networks beyond `.features`."""
+"""Benchmark trainers: configs, determinism, lockstep = sequential, the shared warm start,
+failure records, networks beyond `.features`, and models that learn (quality on tiny runs)."""
 
 import pytest
+import torch
 
-from dpllib.config import CellConfig
 from dpllib import DplError
+from dpllib.config import CellConfig
 from dpllib.results import read_record, write_record
-from dpllib.trainers import autoencoding, segmentation, similarity, super_resolution
+from dpllib.trainers import autoencoding, points, segmentation, similarity, super_resolution
 
 TINY = {
-    "similarity": {"steps": 2, "severity_n": 6},
-    "super_resolution": {"steps": 2, "eval_every": 1, "train_limit": 4, "val_images": 2, "test_limit": 1, "hr_size": 64},
-    "segmentation": {"steps": 2, "eval_every": 1, "width": 4, "crop": 64},
+    "similarity": {"steps": 2, "synthetic_n": 6},
+    "super_resolution": {"steps": 2, "eval_every": 1, "train_limit": 4, "val_images": 2, "test_limit": 1, "hr_size": 64,
+                         "crop": 32, "val_crop": 32, "channels": 8},
+    "segmentation": {"steps": 2, "eval_every": 1, "crop": 64, "size": 224},
     "autoencoding": {"steps": 2, "train_limit": 100, "test_limit": 50, "probe_epochs": 3},
 }
-DATASET = {"similarity": "severity", "super_resolution": "bsds500", "segmentation": "mass_roads",
+DATASET = {"similarity": "equal_mse", "super_resolution": "bsds500", "segmentation": "mass_roads",
            "autoencoding": "cifar10"}
 RUN = {"similarity": similarity.run, "super_resolution": super_resolution.run,
        "segmentation": segmentation.run, "autoencoding": autoencoding.run}
@@ -22,10 +25,10 @@ RUN = {"similarity": similarity.run, "super_resolution": super_resolution.run,
 pytestmark = pytest.mark.usefixtures("data_env")
 
 
-def cfg(benchmark, network="efficientnet_lite0", points=("stage1",), weights="random", **kw):
+def cfg(benchmark, network="efficientnet_lite0", points=("stage1",), weights="random", overrides=None, **kw):
     return {"benchmark": benchmark, "network": network, "points": list(points), "weights": weights,
             "dataset": DATASET[benchmark], "budget": "smoke", "seed": 0, "device": "cpu",
-            "overrides": TINY[benchmark], **kw}
+            "overrides": {**TINY[benchmark], **(overrides or {})}, **kw}
 
 
 def test_config_is_validated_at_the_edge():
@@ -44,28 +47,30 @@ def test_config_is_validated_at_the_edge():
 
 
 @pytest.mark.parametrize("benchmark", ["super_resolution", "autoencoding", "segmentation"])
-def test_same_config_and_seed_same_metrics(benchmark):
-    a, _ = RUN[benchmark](cfg(benchmark), progress=False)
-    b, _ = RUN[benchmark](cfg(benchmark), progress=False)
-    assert a["status"] == b["status"] == "ok", a.get("traceback")
-    assert a["rows"] == b["rows"] and a["loss_curve"] == b["loss_curve"]
+def test_lockstep_training_equals_sequential_training(benchmark):
+    """All points in one fit (shared batches and target features) give exactly the numbers of
+    one fit per point, and running twice gives the same numbers again."""
+    two = ["stem", "stage4"]
+    together, _ = RUN[benchmark](cfg(benchmark, points=two, overrides={"lockstep": True}), progress=False)
+    apart, _ = RUN[benchmark](cfg(benchmark, points=two, overrides={"lockstep": False}), progress=False)
+    again, _ = RUN[benchmark](cfg(benchmark, points=two, overrides={"lockstep": True}), progress=False)
+    assert together["status"] == apart["status"] == "ok", together.get("traceback") or apart.get("traceback")
+    assert together["rows"] == apart["rows"] == again["rows"]
+    assert together["loss_curve"] == apart["loss_curve"]
 
 
 def test_similarity_scores_every_point_and_split():
-    rec, _ = similarity.run(cfg("similarity", points=["stem", "stage4"]), progress=False)
+    rec, examples = similarity.run(cfg("similarity", points=["stem", "stage4"]), progress=False)
     assert rec["status"] == "ok", rec.get("traceback")
     means = [r for r in rec["rows"] if r["split"] == "mean"]
     assert {(r["alias"], r["metric"]) for r in means} == {(a, m) for a in ("stem", "stage4") for m in ("2afc", "2afc_lin")}
     assert all(0 <= r["value"] <= 1 for r in rec["rows"])
-    splits = {r["split"] for r in rec["rows"]}
-    assert {"blur", "noise", "jpeg", "color", "contrast", "pixelate", "mean"} == splits
+    assert {r["split"] for r in rec["rows"]} == {"luminance", "contrast", "translation", "mean"}
+    assert examples["stem"]["decisions"]["contrast"].dtype == torch.bool
 
 
 def test_a_nan_loss_is_a_recorded_failure_not_a_number(monkeypatch, tmp_path):
-    def nan_loss(*args, **kwargs):
-        return lambda prediction, target: (prediction * float("nan")).mean()
-
-    monkeypatch.setattr(autoencoding, "loss_for", nan_loss)
+    monkeypatch.setattr(points.PointLosses, "__call__", lambda self, point, output, target: output.sum() * float("nan"))
     rec, _ = autoencoding.run(cfg("autoencoding"), progress=False)
     assert rec["status"] == "failed" and rec["rows"] == []
     assert "NonFiniteLoss" in rec["error"] and "nan" in rec["error"]
@@ -85,26 +90,33 @@ def test_networks_without_features_attribute_work(benchmark, network, point):
     assert rec["rows"]
 
 
-def test_baselines_run():
+def test_baselines_run_and_record_their_references():
     for benchmark in ("super_resolution", "segmentation", "autoencoding", "similarity"):
         rec, _ = RUN[benchmark](cfg(benchmark, network="baseline", points=[]), progress=False)
         assert rec["status"] == "ok", rec.get("traceback")
         assert {r["alias"] for r in rec["rows"]} == {"baseline"}
+        methods = {r["method"] for r in rec["references"]}
+        assert methods == {"super_resolution": {"bicubic", "nearest"}, "segmentation": {"all road"},
+                           "autoencoding": {"PCA-64 of the pixels"}, "similarity": {"SSIM"}}[benchmark]
 
 
-def test_one_model_per_point_from_the_same_seed():
-    rec, _ = autoencoding.run(cfg("autoencoding", points=["stem", "stage1"]), progress=False)
-    alone, _ = autoencoding.run(cfg("autoencoding", points=["stage1"]), progress=False)
-    assert set(rec["loss_curve"]) == {"stem", "stage1"}
-    assert rec["loss_curve"]["stage1"] == alone["loss_curve"]["stage1"]
-    assert [r for r in rec["rows"] if r["alias"] == "stage1"] == alone["rows"]
+def test_the_warm_start_is_made_once_and_shared(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path / "cache"))
+    warm = {"warm_steps": 3}
+    a, _ = autoencoding.run(cfg("autoencoding", overrides=warm), progress=False)
+    b, _ = autoencoding.run(cfg("autoencoding", network="baseline", points=[], overrides=warm), progress=False)
+    assert a["status"] == b["status"] == "ok"
+    assert len(list((tmp_path / "cache" / "warm_start").glob("*.pt"))) == 1
+    config = CellConfig.from_dict(cfg("autoencoding", overrides=warm))
+    task, _ = autoencoding.make_task(config, config.settings(), torch.device("cpu"))
+    first = points.warm_start(config, config.settings(), task, torch.device("cpu"), False)
+    second = points.warm_start(config, config.settings(), task, torch.device("cpu"), False)
+    assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_sr_lpips_metric_when_alexnet_weights_are_cached(tmp_path, monkeypatch):
     """Offline the LPIPS metric is skipped with a note; with (here fabricated) AlexNet weights in
     torch's cache it is computed."""
-    import torch
-
     from dpllib import load_network
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -117,4 +129,48 @@ def test_sr_lpips_metric_when_alexnet_weights_are_cached(tmp_path, monkeypatch):
     torch.save(load_network("alexnet", "random").state_dict(), cache / "alexnet-owt-7be5be79.pth")
     rec, _ = super_resolution.run(cfg("super_resolution"), progress=False)
     lpips_rows = [r for r in rec["rows"] if r["metric"] == "lpips"]
-    assert len(lpips_rows) == 3 and all(r["value"] > 0 for r in lpips_rows)
+    assert len(lpips_rows) == 1 and lpips_rows[0]["value"] > 0
+
+
+# --------------------------------------------------------------------------- models that learn
+
+
+def _value(record, metric, split, alias="baseline"):
+    return next(r["value"] for r in record["rows"] if (r["metric"], r["split"], r["alias"]) == (metric, split, alias))
+
+
+def _reference(record, method, metric, split):
+    return next(r["value"] for r in record["references"] if (r["method"], r["metric"], r["split"]) == (method, metric, split))
+
+
+@pytest.mark.slow
+def test_sr_baseline_is_no_worse_than_bicubic():
+    rec, _ = super_resolution.run(cfg("super_resolution", network="baseline", points=[],
+                                      overrides={"steps": 30, "eval_every": 10, "warm_steps": 0}), progress=False)
+    assert _value(rec, "psnr", "set5") >= _reference(rec, "bicubic", "psnr", "set5") - 0.5
+    assert _value(rec, "psnr", "set5") > _reference(rec, "nearest", "psnr", "set5")
+
+
+@pytest.mark.slow
+def test_segmentation_baseline_beats_the_all_road_answer():
+    rec, _ = segmentation.run(cfg("segmentation", network="baseline", points=[],
+                                  overrides={"steps": 250, "eval_every": 125, "crop": 96, "size": 375}), progress=False)
+    assert _value(rec, "quality", "test") > 2 * _reference(rec, "all road", "quality", "test")
+
+
+@pytest.mark.slow
+def test_autoencoder_baseline_beats_chance_and_nears_pca():
+    rec, _ = autoencoding.run(cfg("autoencoding", network="baseline", points=[],
+                                  overrides={"steps": 150, "train_limit": 1000, "test_limit": 500, "probe_epochs": 30}),
+                              progress=False)
+    accuracy = _value(rec, "probe_accuracy", "mean")
+    assert accuracy > 0.15  # ten classes: chance is 0.1
+    assert accuracy >= _reference(rec, "PCA-64 of the pixels", "probe_accuracy", "mean") - 0.05
+
+
+def test_imagenet_features_beat_pixel_distance_at_equal_mse():
+    rec, _ = similarity.run(cfg("similarity", points=["stage4"], weights="imagenet", overrides={"synthetic_n": 40}),
+                            progress=False)
+    base, _ = similarity.run(cfg("similarity", network="baseline", points=[], overrides={"synthetic_n": 40}),
+                             progress=False)
+    assert _value(rec, "2afc", "mean", "stage4") > 0.7 > _value(base, "2afc", "mean") + 0.1

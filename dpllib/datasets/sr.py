@@ -42,17 +42,22 @@ def degrade(hr: torch.Tensor, scale: int = SCALE, sigma: float = 1.0) -> torch.T
     return lr.clamp(0, 1)
 
 
-def upscale_bicubic(lr: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
-    """The bicubic baseline: LR upsampled by ``scale``, clamped to [0, 1]."""
-    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+def upscale_bicubic(lr: torch.Tensor, scale: int = SCALE, clamp: bool = True) -> torch.Tensor:
+    """The bicubic baseline: LR upsampled by ``scale`` (clamped to [0, 1] unless ``clamp`` is
+    False)."""
+    up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+    return up.clamp(0, 1) if clamp else up
 
 
-def _resize_crop(img: torch.Tensor, size: int) -> torch.Tensor:
+def resize_crop(img: torch.Tensor, size: int, resize: bool = True) -> torch.Tensor:
+    """A 3 x H x W image in [0, 1] with its short side resized to ``size`` (bicubic, antialiased;
+    skipped when ``resize`` is False), then centre-cropped to ``size`` x ``size``."""
     h, w = img.shape[-2:]
-    s = size / min(h, w)
-    nh, nw = max(size, round(h * s)), max(size, round(w * s))
-    img = F.interpolate(img[None], size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)[0]
-    top, left = (nh - size) // 2, (nw - size) // 2
+    if resize:
+        s = size / min(h, w)
+        h, w = max(size, round(h * s)), max(size, round(w * s))
+        img = F.interpolate(img[None], size=(h, w), mode="bicubic", antialias=True, align_corners=False)[0]
+    top, left = (h - size) // 2, (w - size) // 2
     return img[:, top:top + size, left:left + size].clamp(0, 1)
 
 
@@ -79,7 +84,7 @@ class SRTrainSet(Dataset):
         self.files = files
 
         def build():
-            hr = torch.stack([_resize_crop(to_tensor(read_image(p)), hr_size) for p in files])
+            hr = torch.stack([resize_crop(to_tensor(read_image(p)), hr_size) for p in files])
             return {"hr": (hr * 255).round().byte()}
 
         self.hr = DecodeCache().get(files, f"sr-train:{hr_size}", build)["hr"]

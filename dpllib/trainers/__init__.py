@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..config import CellConfig
@@ -20,9 +21,10 @@ class CellFailed(RuntimeError):
 
 def run_notebook_cell(benchmark: str, record_path: str | None = None, progress: bool = True,
                       **parameters) -> tuple[dict, dict]:
-    """Validate the notebook's parameters, train and test, write the record (and its examples
-    beside it) atomically, print one line. Returns (record, examples); raises CellFailed when
-    the cell failed, so papermill marks the notebook as failed too.
+    """Validate the notebook's parameters, train and test (saving progress to ``<record>.ckpt/``
+    and resuming from it after an interruption), write the record (and its examples beside it)
+    atomically, print one line. Returns (record, examples); raises CellFailed when the cell
+    failed, so papermill marks the notebook as failed too.
 
     ``parameters`` are the keys of :class:`dpllib.config.CellConfig` except ``benchmark``;
     ``output_dir`` None means ``results_root()/notebooks``; ``record_path`` None means
@@ -37,8 +39,11 @@ def run_notebook_cell(benchmark: str, record_path: str | None = None, progress: 
     parameters["output_dir"] = str(Path(parameters.get("output_dir") or results_root() / "notebooks").resolve())
     cfg = CellConfig.from_dict({"benchmark": benchmark, **parameters})
     path = Path(record_path) if record_path else default_record_path(cfg.to_dict(), cfg.output_dir)
-    record, examples = RUNNERS[benchmark](cfg, progress=progress)
+    checkpoint_dir = path.with_suffix(".ckpt")
+    record, examples = RUNNERS[benchmark](cfg, progress=progress, checkpoint_dir=checkpoint_dir)
     written = write_record(record, path, examples)
+    if record["status"] == "ok":
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     print(f"{record['status']} in {record['wall_time_s']:.1f} s on {record['environment']['device_name']} -> {written}")
     if record["status"] != "ok":
         raise CellFailed(record["error"] + "\n" + record["traceback"])

@@ -1,27 +1,27 @@
 """Dimensionality reduction (Pihlgren et al. 2020): a deterministic conv autoencoder (z = 64)
 trained with a single-point feature MSE (baseline: pixel MSE); the embedding is scored by the
-test accuracy of 7 small MLPs trained on frozen training-set embeddings."""
+test accuracy of 7 small MLP probes trained on frozen embeddings of the labelled training
+images. The same probes on a 64-component PCA of the pixels are recorded as a reference."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import CellConfig, training_steps
+from ..config import CellConfig
 from ..datasets import autoencoder_dataset
 from ..errors import DplError
 from ..results import row
-from .common import batches, loss_for, run_cell, supervised_step
-from .loop import Trainee, fit
+from .points import Task, run_cell, to_uint8
 
 Z = 64
 PROBE_SHAPES: tuple[tuple[int, ...], ...] = ((), (32,), (64,), (32, 32), (64, 32), (64, 64), (128, 128))
-LOSS_MIN_SIZE = 64  # 32 px images are upsampled to this before the loss network
+# the AE's own training split per data set (the authors': SVHN extra, STL-10 unlabeled)
+STUDY_TRAIN_SPLIT = {"svhn": "extra", "stl10": "unlabeled", "cifar10": "train"}
 
 
 class ConvAutoencoder(nn.Module):
@@ -57,10 +57,25 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
+def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """A boolean mask of ``fraction`` of the items of every class, drawn at random."""
+    generator = torch.Generator().manual_seed(seed)
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for c in labels.unique():
+        members = (labels == c).nonzero().flatten()
+        take = members[torch.randperm(len(members), generator=generator)[: max(1, round(fraction * len(members)))]]
+        held[take] = True
+    return held
+
+
 def probe_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor, test_y: torch.Tensor,
-                   hidden: tuple[int, ...], epochs: int, seed: int, patience: int | None = None) -> float:
-    """Test accuracy in [0, 1] of an MLP (``hidden`` layer sizes, ReLU) trained full-batch with Adam
-    on standardised embeddings; with ``patience``, stops when a 10% hold-out stops improving."""
+                   hidden: tuple[int, ...], settings: dict, seed: int) -> float:
+    """Test accuracy in [0, 1] of an MLP (``hidden`` layer sizes, ReLU) on standardised
+    embeddings. It trains with Adam (``probe_lr``) for at most ``probe_epochs`` epochs, in
+    batches of ``probe_batch`` (None: full batch), on cross-entropy (``probe_loss`` 'ce') or
+    MSE against one-hot labels ('mse', the authors'), and keeps the epoch with the best
+    accuracy on a stratified ``probe_holdout`` of the training embeddings, stopping after
+    ``probe_patience`` epochs without improvement."""
     torch.manual_seed(seed)
     mean, std = train_z.mean(0), train_z.std(0).clamp_min(1e-6)
     tr, te = (train_z - mean) / std, (test_z - mean) / std
@@ -70,101 +85,113 @@ def probe_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.T
         layers += [nn.Linear(width, h), nn.ReLU()]
         width = h
     mlp = nn.Sequential(*layers, nn.Linear(width, classes))
-    opt = torch.optim.Adam(mlp.parameters(), lr=1e-2, weight_decay=1e-4)
-    n_hold = len(tr) // 10 if patience else 0
-    fit_x, fit_y = tr[n_hold:], train_y[n_hold:]
+    opt = torch.optim.Adam(mlp.parameters(), lr=settings["probe_lr"])
+    held = stratified_holdout(train_y, settings["probe_holdout"], seed)
+    fit_x, fit_y, hold_x, hold_y = tr[~held], train_y[~held], tr[held], train_y[held]
+    batch = settings["probe_batch"] or len(fit_x)
+    generator = torch.Generator().manual_seed(seed)
     best, best_state, wait = -1.0, None, 0
-    for _ in range(epochs):
-        opt.zero_grad()
-        F.cross_entropy(mlp(fit_x), fit_y).backward()
-        opt.step()
-        if patience:
-            with torch.no_grad():
-                acc = (mlp(tr[:n_hold]).argmax(1) == train_y[:n_hold]).float().mean().item()
-            if acc > best:
-                best, best_state, wait = acc, {k: v.clone() for k, v in mlp.state_dict().items()}, 0
+    for _ in range(settings["probe_epochs"]):
+        for idx in torch.randperm(len(fit_x), generator=generator).split(batch):
+            logits = mlp(fit_x[idx])
+            if settings["probe_loss"] == "mse":
+                loss = F.mse_loss(logits, F.one_hot(fit_y[idx], classes).float())
             else:
-                wait += 1
-                if wait >= patience:
-                    break
-    if best_state is not None:
-        mlp.load_state_dict(best_state)
+                loss = F.cross_entropy(logits, fit_y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            acc = (mlp(hold_x).argmax(1) == hold_y).float().mean().item()
+        if acc > best:
+            best, best_state, wait = acc, {k: v.clone() for k, v in mlp.state_dict().items()}, 0
+        else:
+            wait += 1
+            if wait >= settings["probe_patience"]:
+                break
+    mlp.load_state_dict(best_state)
     with torch.no_grad():
         return (mlp(te).argmax(1) == test_y).float().mean().item()
 
 
-@dataclass
-class AEData:
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-    @property
-    def size(self) -> int:
-        return self.x_train.shape[-1]
+def probe_rows(point: str | None, alias: str, train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor,
+               test_y: torch.Tensor, settings: dict, seed: int) -> list[dict]:
+    """One row per probe shape and their mean ('probe_accuracy', split = the shape or 'mean')."""
+    accs = [probe_accuracy(train_z, train_y, test_z, test_y, hidden, settings, seed) for hidden in PROBE_SHAPES]
+    rows = [row(point, alias, "probe_accuracy", a, "[" + ",".join(map(str, h)) + "]") for h, a in zip(PROBE_SHAPES, accs)]
+    return rows + [row(point, alias, "probe_accuracy", float(np.mean(accs)), "mean")]
 
 
-def load_data(cfg: CellConfig, settings: dict, device: torch.device | None = None) -> AEData:
-    train = autoencoder_dataset(cfg.dataset, "train", cfg.data_root, settings["train_limit"])
-    test = autoencoder_dataset(cfg.dataset, "test", cfg.data_root, settings["test_limit"])
-    return AEData(*train.tensors, *test.tensors)
+def pca_embeddings(train_x: torch.Tensor, test_x: torch.Tensor, z: int = Z, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projections of flattened images on the ``z`` leading principal components of ``train_x``."""
+    flat_train, flat_test = train_x.flatten(1).float(), test_x.flatten(1).float()
+    mean = flat_train.mean(0)
+    torch.manual_seed(seed)
+    _, _, v = torch.pca_lowrank(flat_train - mean, q=z, center=False, niter=6)
+    return (flat_train - mean) @ v, (flat_test - mean) @ v
 
 
-def reconstruction_loss(cfg: CellConfig, point: str | None, size: int, device: torch.device) -> Callable:
-    """Pixel MSE (point None) or the feature MSE at ``point``; images smaller than
-    LOSS_MIN_SIZE are upsampled before the loss network."""
-    if point is None:
-        return F.mse_loss
-    perceptual = loss_for(cfg, point, "imagenet", device)
-
-    def criterion(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if size < LOSS_MIN_SIZE:
-            recon = F.interpolate(recon, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
-            target = F.interpolate(target, size=LOSS_MIN_SIZE, mode="bilinear", align_corners=False)
-        return perceptual(recon, target)
-
-    return criterion
-
-
-def encode_all(model: ConvAutoencoder, data: AEData, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """(train embeddings, test embeddings, test reconstructions) on the CPU."""
+def encode(model: ConvAutoencoder, x: torch.Tensor, device: torch.device, fn: Callable | None = None) -> torch.Tensor:
+    """``fn`` (default: the encoder) over ``x`` in chunks of 512, on the CPU."""
     model.eval()
+    fn = fn or model.encode
     with torch.no_grad():
-        return tuple(torch.cat([f(x[b:b + 512].to(device)).float().cpu() for b in range(0, len(x), 512)])
-                     for f, x in ((model.encode, data.x_train), (model.encode, data.x_test), (model, data.x_test)))
+        return torch.cat([fn(x[b:b + 512].to(device)).float().cpu() for b in range(0, len(x), 512)])
 
 
-def train_point(cfg: CellConfig, settings: dict, data: AEData, point: str | None, alias: str,
-                generator: torch.Generator, device: torch.device, progress: bool = True) -> dict:
-    """Train one autoencoder with the feature loss at ``point`` (pixel MSE when None) and score its
-    embedding with the probes. Returns rows, the loss curve and examples (8 reconstructions)."""
-    model = ConvAutoencoder(data.size).to(device)
-    criterion = reconstruction_loss(cfg, point, data.size, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    index = batches(len(data.x_train), settings["batch_size"], generator)
-    trainee = Trainee(alias, model, optimizer, lambda x: supervised_step(model, optimizer, criterion, x, x, device))
-    report = fit([trainee], lambda _i: data.x_train[next(index)].to(device),
-                 training_steps(settings, len(data.x_train)), f"AE {cfg.network} {alias}", progress=progress)[alias]
-    z_train, z_test, recon = encode_all(model, data, device)
-    rows, accs = [], []
-    for hidden in PROBE_SHAPES:
-        acc = probe_accuracy(z_train, data.y_train, z_test, data.y_test, hidden, settings["probe_epochs"], cfg.seed,
-                             settings["patience"])
-        accs.append(acc)
-        rows.append(row(point, alias, "probe_accuracy", acc, "[" + ",".join(map(str, hidden)) + "]"))
-    rows.append(row(point, alias, "probe_accuracy", float(np.mean(accs)), "mean"))
-    rows.append(row(point, alias, "reconstruction_mse", F.mse_loss(recon, data.x_test).item(), "test"))
-    examples = dict(original=data.x_test[:8], reconstruction=recon[:8])
-    return {"rows": rows, **report, "examples": examples}
+def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Task, dict]:
+    s = settings
+    split = STUDY_TRAIN_SPLIT[cfg.dataset] if s["train_split"] == "study" else s["train_split"]
+    ae_x = autoencoder_dataset(cfg.dataset, split, cfg.data_root, s["train_limit"], s["pad"]).tensors[0]
+    probe_x, probe_y = autoencoder_dataset(cfg.dataset, "train", cfg.data_root, s["train_limit"], s["pad"]).tensors
+    test_x, test_y = autoencoder_dataset(cfg.dataset, "test", cfg.data_root, s["test_limit"], s["pad"]).tensors
+    held = torch.rand(len(ae_x), generator=torch.Generator().manual_seed(cfg.seed)) < s["val_fraction"]
+    train_x, val_x = ae_x[~held].to(device), ae_x[held].to(device)
+    size = ae_x.shape[-1]
+
+    def loss_view(images: torch.Tensor) -> torch.Tensor:
+        """What the loss network sees: the image, upsampled to ``loss_size`` when set."""
+        if s["loss_size"] and images.shape[-1] < s["loss_size"]:
+            return F.interpolate(images, size=s["loss_size"], mode="bilinear", align_corners=False)
+        return images
+
+    def validate(model: nn.Module, loss: Callable) -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [loss(model, {"input": val_x[b:b + 512], "target": loss_view(val_x[b:b + 512])})
+                      for b in range(0, len(val_x), 512)]
+        return -float(torch.stack(losses).mean())
+
+    def test(model: nn.Module, point: str | None, alias: str) -> tuple[list[dict], dict]:
+        train_z, test_z = encode(model, probe_x, device), encode(model, test_x, device)
+        recon = encode(model, test_x, device, model)
+        rows = probe_rows(point, alias, train_z, probe_y, test_z, test_y, s, cfg.seed)
+        rows.append(row(point, alias, "reconstruction_mse", F.mse_loss(recon, test_x).item(), "test"))
+        return rows, {"reconstruction": to_uint8(recon[:8])}
+
+    references = []
+    if s["pca_reference"]:
+        pca_train, pca_test = pca_embeddings(probe_x, test_x, seed=cfg.seed)
+        references = [{"method": "PCA-64 of the pixels", **{k: r[k] for k in ("metric", "split", "value")}}
+                      for r in probe_rows(None, "pca", pca_train, probe_y, pca_test, test_y, s, cfg.seed)]
+    def sample(order, generator) -> dict:
+        x = train_x[order().to(device)]
+        return {"input": x, "target": loss_view(x)}
+
+    task = Task(new_model=lambda: ConvAutoencoder(size), n_items=len(train_x), sample=sample,
+                forward=lambda model, b: [model(b["input"])],
+                pixel_loss=lambda outputs, b: F.mse_loss(outputs[0], b["input"]), test=test,
+                validate=validate if s["val_fraction"] else None, loss_images=loss_view,
+                normalization=s["normalization"])
+    fields = {"references": references, "examples": {"reference": {"original": to_uint8(test_x[:8])}},
+              "data": {"dataset": cfg.dataset, "autoencoder_split": split, "autoencoder_train": len(train_x),
+                       "autoencoder_val": len(val_x), "probe_train": len(probe_x), "test": len(test_x), "size": size,
+                       "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}}
+    return task, fields
 
 
-def describe_data(cfg: CellConfig, data: AEData) -> dict:
-    return {"dataset": cfg.dataset, "train": len(data.x_train), "test": len(data.x_test), "size": data.size,
-            "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}
-
-
-def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
-    """Train one autoencoder per point of the cell and score its embedding; returns the result
-    record and the examples {alias: {original, reconstruction}}."""
-    return run_cell(cfg, load_data, train_point, describe_data, progress)
+def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
+    """Train one autoencoder per point of the cell and score its embedding (resuming from
+    ``checkpoint_dir``); returns the result record and the examples ({alias: {reconstruction}},
+    the originals)."""
+    return run_cell(cfg, make_task, progress, checkpoint_dir)

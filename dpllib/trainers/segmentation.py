@@ -1,153 +1,174 @@
 """Road segmentation (Mosinska et al. 2018) with BCE + 0.01 x feature MSE.
 
-U-Net (4 down / 4 up) with iterative refinement: the network sees the image and its previous
-prediction (zeros at first); K=1 refinement in training (loss over both outputs), K=3 at test,
-threshold 0.3. Masks enter the loss network as 3-channel images, ImageNet-normalised.
-Metrics (pixel-wise, no tolerance) per test image, averaged: completeness, correctness, quality.
-The baseline trains with BCE only.
+The authors' small U-Net with iterative refinement: the network sees the image and its previous
+road probabilities (zeros at first); ``k_train`` passes in training (the authors' K=1: one
+pass), ``k_test`` = 3 and threshold 0.3 at test. The road probabilities enter the loss network as
+3-channel images. Scores at the masks' original resolution (predictions upsampled):
+completeness, correctness and quality, pixel-exact and relaxed (3-px buffer), averaged over test
+images. The baseline trains with BCE only.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import CellConfig
 from ..datasets import MassRoads
-from ..config import CellConfig, evaluation_interval, training_steps
+from ..datasets.roads import imaged
 from ..metrics import road_scores
 from ..results import row
-from .common import autocast, batches, loss_for, run_cell
-from .loop import Trainee, fit
+from .points import Task, run_cell, to_uint8
 
 PERCEPTUAL_WEIGHT = 0.01
-K_TRAIN, K_TEST, THRESHOLD = 1, 3, 0.3
-
-
-def _double_conv(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+THRESHOLD = 0.3
+RELAXED_BUFFER = 3  # pixels at the original resolution (Mnih 2013)
 
 
 class UNet(nn.Module):
-    """U-Net with 4 down and 4 up steps; input image (3) + previous prediction (1), output logits."""
+    """The authors' U-Net: 4 down steps (4x4 stride-2 convolutions, batch norm, LeakyReLU 0.2)
+    with widths doubling from the input's channel count (image + previous prediction: 4 -> 8,
+    16, 32, 32), 4 up steps (4x4 stride-2 transposed convolutions, batch norm, ReLU) with skip
+    connections; returns logits (the authors apply the sigmoid inside). H and W must be
+    multiples of 16."""
 
-    def __init__(self, width: int = 64, in_channels: int = 4):
+    def __init__(self, in_channels: int = 4):
         super().__init__()
-        chs = [width * 2**i for i in range(5)]
-        self.down = nn.ModuleList([_double_conv(in_channels, chs[0])] +
-                                  [_double_conv(chs[i], chs[i + 1]) for i in range(4)])
-        self.up = nn.ModuleList(nn.ConvTranspose2d(chs[i + 1], chs[i], 2, stride=2) for i in reversed(range(4)))
-        self.merge = nn.ModuleList(_double_conv(2 * chs[i], chs[i]) for i in reversed(range(4)))
-        self.head = nn.Conv2d(chs[0], 1, 1)
+        c = in_channels
+        widths = [c * 2, c * 4, c * 8, c * 8]
+
+        def down(a, b):
+            return nn.Sequential(nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2))
+
+        def up(a, b):
+            return nn.Sequential(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU())
+
+        self.down = nn.ModuleList(down(a, b) for a, b in zip([c] + widths[:-1], widths))
+        self.up = nn.ModuleList([up(widths[3], widths[2]), up(2 * widths[2], widths[1]), up(2 * widths[1], widths[0])])
+        self.head = nn.Sequential(nn.ConvTranspose2d(2 * widths[0], 1, 4, 2, 1, bias=False), nn.BatchNorm2d(1))
 
     def forward(self, image: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         x = torch.cat([image, previous], dim=1)
         skips = []
-        for i, block in enumerate(self.down):
-            x = block(x if i == 0 else F.max_pool2d(x, 2))
+        for block in self.down:
+            x = block(x)
             skips.append(x)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
-            x = merge(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
+        x = self.up[0](x)
+        for block, skip in zip(self.up[1:], (skips[2], skips[1])):
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(torch.cat([x, skips[0]], dim=1))
 
 
-def refine(model: nn.Module, image: torch.Tensor, k: int) -> list[torch.Tensor]:
-    """Logits of the first pass and of ``k`` refinement passes."""
+def refine(model: nn.Module, image: torch.Tensor, passes: int) -> list[torch.Tensor]:
+    """Logits of ``passes`` passes, each fed the previous pass's road probabilities."""
     previous = torch.zeros_like(image[:, :1])
     outputs = []
-    for _ in range(k + 1):
+    for _ in range(passes):
         logits = model(image, previous)
         outputs.append(logits)
         previous = torch.sigmoid(logits)
     return outputs
 
 
-def predict(model: nn.Module, data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images, masks, road probabilities after K_TEST refinements) for a whole data set."""
+def pad16(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Images reflect-padded to multiples of 16 (the U-Net's stride), and the original size."""
+    h, w = images.shape[-2:]
+    return F.pad(images, (0, -w % 16, 0, -h % 16), mode="reflect"), (h, w)
+
+
+def probabilities(model: nn.Module, data: MassRoads, passes: int, device: torch.device) -> torch.Tensor:
+    """Road probabilities after ``passes`` passes for every image of ``data``, at the masks'
+    original resolution (bilinear upsampling), on the CPU."""
     model.eval()
-    img, mask = (torch.stack(t) for t in zip(*(data[j] for j in range(len(data)))))
-    probs = []
+    out = []
     with torch.no_grad():
-        for b in range(0, len(img), 4):
-            with autocast(device):
-                probs.append(torch.sigmoid(refine(model, img[b:b + 4].to(device), K_TEST)[-1].float()).cpu())
-    return img, mask, torch.cat(probs)
+        for i in range(len(data)):
+            image, size = pad16(data.images[i:i + 1].to(device).float() / 255)
+            prob = torch.sigmoid(refine(model, image, passes)[-1].float())[..., :size[0], :size[1]]
+            out.append(F.interpolate(prob, size=data.full_masks.shape[-2:], mode="bilinear", align_corners=False).cpu())
+    return torch.cat(out)
 
 
-@dataclass
-class RoadData:
-    train: MassRoads
-    val: MassRoads
-    test: MassRoads
+def scores(prob: torch.Tensor, data: MassRoads, mask_no_data: bool) -> dict[str, dict[str, float]]:
+    """{split: {metric: mean over images}}: "test" pixel-exact (imaged pixels only when
+    ``mask_no_data``), "test_relaxed" with the 3-pixel buffer, and "test_all_pixels" (no-data
+    areas counted, as the authors' code does) when ``mask_no_data``."""
+    pred = prob > THRESHOLD
+    valid = data.full_imaged if mask_no_data else None
+    splits = {"test": road_scores(pred, data.full_masks, valid),
+              "test_relaxed": road_scores(pred, data.full_masks, valid, RELAXED_BUFFER)}
+    if mask_no_data:
+        splits["test_all_pixels"] = road_scores(pred, data.full_masks)
+    return {split: {k: float(v.mean()) for k, v in s.items()} for split, s in splits.items()}
 
 
-def load_data(cfg: CellConfig, settings: dict, device: torch.device | None = None) -> RoadData:
-    """Training crops; validation and test see whole (resized) images."""
-    size = settings["size"]
-    return RoadData(MassRoads("train", cfg.data_root, size=size, crop=settings["crop"], seed=cfg.seed),
-                    MassRoads("val", cfg.data_root, size=size, crop=size, seed=cfg.seed),
-                    MassRoads("test", cfg.data_root, size=size, crop=size, seed=cfg.seed))
+def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Task, dict]:
+    s = settings
+    train, val, test_set = (MassRoads(split, cfg.data_root, size=s["size"], seed=cfg.seed)
+                            for split in ("train", "val", "test"))
+    pos_weight = torch.tensor(float(s["pos_weight"]), device=device)
+
+    def sample(order, generator) -> dict:
+        image, mask = train.crops(order(), s["crop"], generator, device)
+        valid = imaged(image).float() if s["mask_no_data"] else torch.ones_like(mask)
+        # the loss network sees no roads where no image is (both sides masked alike)
+        return {"image": image, "mask": mask, "valid": valid, "target": mask * valid}
+
+    def pixel_loss(outputs: list[torch.Tensor], batch: dict) -> torch.Tensor:
+        """BCE over the imaged pixels of each pass, pass i weighted i + 1 (the authors')."""
+        total = 0.0
+        for i, logits in enumerate(outputs):
+            bce = F.binary_cross_entropy_with_logits(logits, batch["mask"], pos_weight=pos_weight, reduction="none")
+            total = total + (i + 1) * (bce * batch["valid"]).sum() / batch["valid"].sum().clamp_min(1)
+        return total / (len(outputs) * (len(outputs) + 1) / 2)
+
+    def validate(model: nn.Module, _loss=None) -> float:
+        prob = probabilities(model, val, s["k_test"], device)
+        if s["select_by"] == "bce":  # the authors': the lowest validation BCE of the last pass
+            return -F.binary_cross_entropy(prob.clamp(1e-6, 1 - 1e-6), val.full_masks.float()).item()
+        return scores(prob, val, s["mask_no_data"])["test"]["quality"]
+
+    def test(model: nn.Module, point: str | None, alias: str) -> tuple[list[dict], dict]:
+        prob = probabilities(model, test_set, s["k_test"], device)
+        rows = [row(point, alias, metric, value, split)
+                for split, values in scores(prob, test_set, s["mask_no_data"]).items() for metric, value in values.items()]
+        return rows, {"prediction": example_region(prob[:1] > THRESHOLD, test_set)}
+
+    all_road = scores(torch.ones_like(test_set.full_masks, dtype=torch.float), test_set, s["mask_no_data"])
+    reference = {"image": example_region(test_set.images[:1].float() / 255, test_set),
+                 "mask": example_region(test_set.full_masks[:1].float(), test_set),
+                 "imaged": example_region(test_set.full_imaged[:1].float(), test_set)}
+    task = Task(new_model=UNet, n_items=len(train), sample=sample,
+                forward=lambda model, b: refine(model, b["image"], s["k_train"]), pixel_loss=pixel_loss,
+                test=test, validate=validate, loss_images=torch.sigmoid, normalization="imagenet",
+                pixel_weight=1.0, feature_weight=PERCEPTUAL_WEIGHT)
+    fields = {"references": [{"method": "all road", "metric": metric, "split": split, "value": value}
+                             for split, values in all_road.items() for metric, value in values.items()],
+              "examples": {"reference": reference},
+              "data": {"train": len(train), "val": len(val), "test": len(test_set), "size": s["size"],
+                       "imaged_fraction_test": float(test_set.full_imaged.float().mean()),
+                       "road_pixels_imaged_test": float((test_set.full_masks & test_set.full_imaged).sum()
+                                                        / test_set.full_masks.sum().clamp_min(1)),
+                       "kind": "Massachusetts Roads" + (" (local subset, seeded split)"
+                                                        if train.pairs[0][0].parent.name == "images" else "")}}
+    return task, fields
 
 
-def segmentation_loss(model: nn.Module, image: torch.Tensor, mask: torch.Tensor, perceptual: nn.Module | None,
-                      device: torch.device) -> torch.Tensor:
-    """BCE (+ PERCEPTUAL_WEIGHT x feature MSE of the road probabilities against the mask), averaged
-    over the first pass and the K_TRAIN refinements."""
-    with autocast(device):
-        outputs = refine(model, image, K_TRAIN)
-    loss = 0.0
-    for logits in outputs:
-        logits = logits.float()
-        loss = loss + F.binary_cross_entropy_with_logits(logits, mask)
-        if perceptual is not None:
-            loss = loss + PERCEPTUAL_WEIGHT * perceptual(torch.sigmoid(logits), mask)
-    return loss / len(outputs)
+EXAMPLE_SIZE = 384  # pixels of the example region at the original resolution
 
 
-def train_point(cfg: CellConfig, settings: dict, data: RoadData, point: str | None, alias: str,
-                generator: torch.Generator, device: torch.device, progress: bool = True) -> dict:
-    """Train one U-Net with BCE (+ the feature loss at ``point``), keep the best validation-quality
-    checkpoint, test it. Returns rows, curves and examples (two test images)."""
-    model = UNet(settings["width"]).to(device)
-    perceptual = None if point is None else loss_for(cfg, point, "imagenet", device, grayscale="rgb")
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    index = batches(len(data.train), settings["batch_size"], generator)
-
-    def batch_at(_i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return tuple(torch.stack(t).to(device) for t in zip(*(data.train[j] for j in next(index).tolist())))
-
-    def train_step(batch) -> float:
-        model.train()
-        loss = segmentation_loss(model, *batch, perceptual, device)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    def validate() -> float:
-        _, mask, prob = predict(model, data.val, device)
-        return float(road_scores(prob > THRESHOLD, mask)["quality"].mean())
-
-    n = len(data.train)
-    report = fit([Trainee(alias, model, optimizer, train_step, validate)], batch_at, training_steps(settings, n),
-                 f"roads {cfg.network} {alias}", evaluation_interval(settings, n), progress)[alias]
-    img, mask, prob = predict(model, data.test, device)
-    scores = road_scores(prob > THRESHOLD, mask)
-    examples = dict(image=img[:2], mask=mask[:2], prediction=(prob[:2] > THRESHOLD).float())
-    return {"rows": [row(point, alias, metric, values.mean(), "test") for metric, values in scores.items()],
-            **report, "examples": examples}
+def example_region(images: torch.Tensor, data: MassRoads) -> torch.Tensor:
+    """The example region of the first test image (the centre 384 x 384 pixels at the original
+    resolution; images of the working resolution are scaled to it first), as uint8."""
+    full = data.full_masks.shape[-2:]
+    if images.shape[-2:] != full:
+        images = F.interpolate(images.float(), size=full, mode="bilinear", align_corners=False)
+    top, left = (full[0] - EXAMPLE_SIZE) // 2, (full[1] - EXAMPLE_SIZE) // 2
+    return to_uint8(images[0, :, top:top + EXAMPLE_SIZE, left:left + EXAMPLE_SIZE].float())
 
 
-def describe_data(cfg: CellConfig, data: RoadData) -> dict:
-    subset = data.train.pairs[0][0].parent.name == "images"
-    return {"train": len(data.train), "val": len(data.val), "test": len(data.test),
-            "kind": "Massachusetts Roads" + (" (local subset, seeded split)" if subset else "")}
-
-
-def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
-    """Train and test one model per point of the cell; returns the result record and the
-    examples {alias: {image, mask, prediction}} (two test images)."""
-    return run_cell(cfg, load_data, train_point, describe_data, progress)
+def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
+    """Train and test one model per point of the cell (resuming from ``checkpoint_dir``);
+    returns the result record and the examples ({alias: {prediction}}, the example region)."""
+    return run_cell(cfg, make_task, progress, checkpoint_dir)

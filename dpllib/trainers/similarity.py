@@ -1,4 +1,5 @@
-"""Perceptual similarity (Zhang et al. 2018, LPIPS) as the study evaluates loss networks.
+"""Perceptual similarity (Zhang et al. 2018, LPIPS) as the study evaluates loss networks, on
+BAPPS or on a generated 2AFC set with known answers (equal-MSE; severity as a sanity check).
 
 Distance per point: unit-normalise features over channels, squared difference, sum over
 channels (uncalibrated) or learned non-negative 1x1 weights ("lin", trained with LPIPS's
@@ -14,12 +15,13 @@ import torch
 from torch import nn
 
 from ..config import BASELINE, CellConfig, training_steps
-from ..datasets import JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, severity_2afc
+from ..datasets import (JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, equal_mse_2afc,
+                        severity_2afc)
 from ..loss import PerceptualLoss, feature_distance_map
 from ..metrics import jnd_map, twoafc_score
 from ..results import make_record, row
-from .common import alias_of, pick_device, seed_everything
-from .loop import Trainee, fit
+from .common import CellCheckpoint, alias_of, pick_device, seed_everything
+from .loop import FitCheckpoint, Trainee, fit
 
 
 class RankingNet(nn.Module):
@@ -43,12 +45,17 @@ def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[TwoAFC]]:
         val = {s: bapps_2afc("val", s, cfg.data_root) for s in TWOAFC_VAL}
         jnd = {s: bapps_jnd(s, cfg.data_root) for s in JND_VAL}
         train = [bapps_2afc("train", s, cfg.data_root) for s in TWOAFC_TRAIN]
-    else:  # "severity" (CellConfig checked the name)
-        n = settings["severity_n"]
-        val = severity_2afc(cfg.data_root, n_per_distortion=n, seed=0)
-        jnd = {}
-        train = list(severity_2afc(cfg.data_root, n_per_distortion=n, seed=1).values())
+    else:  # the generated sets (CellConfig checked the name): seed 0 to score, seed 1 to calibrate
+        make = {"severity": severity_2afc, "equal_mse": equal_mse_2afc}[cfg.dataset]
+        n = settings["synthetic_n"]
+        val, jnd = make(cfg.data_root, n, seed=0), {}
+        train = list(make(cfg.data_root, n, seed=1).values())
     return val, jnd, train
+
+
+DATA_KIND = {"bapps": "BAPPS (human judgements)",
+             "severity": "severity 2AFC (synthetic, known answers; a sanity check)",
+             "equal_mse": "equal-MSE 2AFC (synthetic, known answers; pixel distance scores 0.5)"}
 
 
 class Distances:
@@ -93,12 +100,30 @@ def _pair_distances(dist: Distances, stacks: list[torch.Tensor], pairs: list[tup
 
 
 def _score_2afc(dist: Distances, data: TwoAFC, n_points: int, variants: dict, batch: int,
-                limit: int | None) -> dict[str, list[float]]:
-    """{variant: 2AFC score per point} of one 2AFC split."""
+                limit: int | None) -> tuple[dict[str, list[float]], list[torch.Tensor]]:
+    """({variant: 2AFC score per point}, per point the uncalibrated choice of each triplet:
+    True where p0 is nearer) of one 2AFC split."""
     t = data.tensors()
     n = len(data) if limit is None else min(limit, len(data))
     d = _pair_distances(dist, [t["ref"], t["p0"], t["p1"]], [(0, 1), (0, 2)], variants, batch, n)
-    return {v: [twoafc_score(d[v, i, 0], d[v, i, 1], t["judge"][:n]) for i in range(n_points)] for v in variants}
+    scores = {v: [twoafc_score(d[v, i, 0], d[v, i, 1], t["judge"][:n]) for i in range(n_points)] for v in variants}
+    return scores, [d["2afc", i, 0] < d["2afc", i, 1] for i in range(n_points)]
+
+
+def ssim_2afc(data: TwoAFC) -> float:
+    """The 2AFC score of SSIM (scikit-image, Gaussian window, on each channel) as a distance
+    (1 - SSIM): the classical reference."""
+    from skimage.metrics import structural_similarity
+
+    t = data.tensors()
+    ref, p0, p1 = (t[k].permute(0, 2, 3, 1).numpy() for k in ("ref", "p0", "p1"))
+
+    def distance(a, b):
+        return torch.tensor([1 - structural_similarity(x, y, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                                       use_sample_covariance=False, data_range=255)
+                             for x, y in zip(a, b)])
+
+    return twoafc_score(distance(ref, p0), distance(ref, p1), t["judge"])
 
 
 def _score_jnd(dist: Distances, data, n_points: int, variants: dict, batch: int,
@@ -130,7 +155,7 @@ class LinCalibration(nn.Module):
 
 
 class TripletSampler:
-    """Random triplet batches (with replacement) drawn across several 2AFC sets."""
+    """Random triplet batches (with replacement) drawn across several 2AFC sets; resumable."""
 
     def __init__(self, sets: list[TwoAFC], batch: int, generator: torch.Generator):
         self.tensors = [d.tensors() for d in sets]
@@ -148,9 +173,15 @@ class TripletSampler:
                 parts[k].append(self.tensors[d][k][local])
         return {k: torch.stack(v) for k, v in parts.items()}
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
 
 def train_lin(dist: Distances, train: list[TwoAFC], settings: dict, gen: torch.Generator,
-              progress: bool = True) -> tuple[list[torch.Tensor], dict]:
+              progress: bool = True, checkpoint: FitCheckpoint | None = None) -> tuple[list[torch.Tensor], dict]:
     """LPIPS 'lin': non-negative channel weights per point, trained through a ranking net
     (BCE against judge), Adam(lr, betas=(0.5, 0.999)), weights clamped >= 0 after each step,
     constant learning rate for half the steps, then linear decay to 0 (as LPIPS).
@@ -183,13 +214,13 @@ def train_lin(dist: Distances, train: list[TwoAFC], settings: dict, gen: torch.G
                 w.clamp_(min=0)
         return loss.item() / len(feats)
 
-    report = fit([Trainee("lin", calibration, opt, train_step)], sampler, steps, "lin calibration",
-                 progress=progress)["lin"]
+    report = fit([Trainee("lin", calibration, opt, train_step, scheduler=sched)], sampler, steps, "lin calibration",
+                 progress=progress, checkpoint=checkpoint, resumables=[sampler])["lin"]
     return [w.detach() for w in calibration.lins], report
 
 
 def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torch.device,
-             progress: bool = True) -> dict:
+             progress: bool = True, checkpoint: CellCheckpoint | None = None) -> dict:
     """Score one network's points (uncalibrated, and lin after calibrating it) on every
     validation split; returns rows, the calibration's curve and data sizes."""
     val, jnd, train = _data(cfg, settings)
@@ -200,27 +231,36 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
     variants = {"2afc": None}
     report = {"loss_curve": [], "seconds_per_step": 0.0}
     if not dist.baseline:
-        variants["2afc_lin"], report = train_lin(dist, train, settings, gen, progress)
+        variants["2afc_lin"], report = train_lin(dist, train, settings, gen, progress,
+                                                 checkpoint.fit("lin") if checkpoint is not None else None)
     batch, limit = settings["batch_size"], settings["eval_limit"]
-    twoafc = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
+    scored = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
+    twoafc = {s: v[0] for s, v in scored.items()}
     jnd_scores = {s: _score_jnd(dist, d, n, variants, batch, limit) for s, d in jnd.items()}
+    examples = {alias: {"decisions": {s: v[1][i] for s, v in scored.items()}} for i, alias in enumerate(aliases)}
+    examples["reference"] = {"judge": {s: d.tensors()["judge"] for s, d in val.items()}}
+    references = []
+    if dist.baseline:  # the classical reference beside pixel L2
+        ssim = {s: ssim_2afc(d) for s, d in val.items()}
+        references = [{"method": "SSIM", "metric": "2afc", "split": s, "value": v} for s, v in ssim.items()]
+        references.append({"method": "SSIM", "metric": "2afc", "split": "mean", "value": sum(ssim.values()) / len(ssim)})
     rows = []
     for variant in variants:
         rows += _split_rows(variant, {s: v[variant] for s, v in twoafc.items()}, points, aliases)
         if jnd_scores:  # jnd_map, jnd_map_lin
             rows += _split_rows("jnd_map" + variant[4:], {s: v[variant] for s, v in jnd_scores.items()},
                                 points, aliases)
-    return {"rows": rows, **report,
+    return {"rows": rows, **report, "references": references, "examples": examples,
             "data": {"val_splits": {s: len(d) for s, d in val.items()},
                      "jnd_splits": {s: len(d) for s, d in jnd.items()},
-                     "train_items": sum(len(d) for d in train),
-                     "kind": "BAPPS (human judgements)" if cfg.dataset == "bapps"
-                     else "severity 2AFC (synthetic, known answers)"}}
+                     "train_items": sum(len(d) for d in train), "kind": DATA_KIND[cfg.dataset]}}
 
 
-def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
-    """Evaluate one network's points (uncalibrated and lin); returns the result record and
-    (no) examples."""
+def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
+    """Evaluate one network's points (uncalibrated and lin, the calibration resuming from
+    ``checkpoint_dir``); returns the result record and the examples ({alias: {decisions}},
+    the judgements)."""
     cfg = cfg if isinstance(cfg, CellConfig) else CellConfig.from_dict(cfg)
+    checkpoint = CellCheckpoint(checkpoint_dir, cfg) if checkpoint_dir else None
     return make_record(cfg, lambda: evaluate(cfg, cfg.settings(), seed_everything(cfg.seed),
-                                             pick_device(cfg.device), progress))
+                                             pick_device(cfg.device), progress, checkpoint))

@@ -1,59 +1,77 @@
 """Super-resolution x4 (Johnson et al. 2016) trained with a single-point feature loss.
 
-Loss: feature MSE at the chosen point only (no pixel term, no TV, no ImageNet normalisation,
-as the study); the baseline trains with pixel MSE. The checkpoint with the best validation
-PSNR is kept. Test: PSNR and SSIM on the Y channel after cropping 4 border pixels (= scale),
-on Set5, Set14 and BSD100; the bicubic upscale is reported alongside.
+Loss: feature MSE at the chosen point only (no pixel term, no TV, as the study); the baseline
+trains with pixel MSE. The checkpoint with the best validation PSNR is kept. Test: PSNR and SSIM
+on the Y channel (outputs quantised to 8 bit, 4 border pixels cropped) on Set5, Set14 and
+BSD100, at full resolution and/or resized as the authors' test script does (``test_sizes``);
+bicubic and nearest-neighbour upscaling are recorded as references.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..datasets import SRTestSet, SRTrainSet, upscale_bicubic
+from ..config import CellConfig
+from ..datasets import SRTestSet, SRTrainSet, degrade, upscale_bicubic
+from ..datasets.sr import resize_crop
 from ..errors import DplError
-from ..config import CellConfig, evaluation_interval, training_steps
 from ..metrics import psnr_y, ssim_y
 from ..results import row
-from .common import autocast, batches, loss_for, run_cell, supervised_step
-from .loop import Trainee, fit
+from .points import Task, run_cell, to_uint8
 
-TEST_SETS = ("set5", "set14", "bsd100")
 BORDER = 4
+
+
+def _conv(cin: int, cout: int, kernel: int) -> list[nn.Module]:
+    """A convolution with reflection padding (the authors' ConvLayer)."""
+    return [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel)]
 
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels))
+        self.body = nn.Sequential(*_conv(channels, channels, 3), nn.BatchNorm2d(channels), nn.ReLU(),
+                                  *_conv(channels, channels, 3), nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
 class TransformNetSR(nn.Module):
-    """Johnson et al.'s x4 super-resolution network: 9x9 conv, 4 residual blocks (64 channels),
-    two stride-1/2 convolutions, 9x9 conv, scaled tanh. Input/output in [0, 1]."""
+    """Johnson et al.'s x4 super-resolution network as the authors build it: 9x9 conv, 4 residual
+    blocks, two x2 nearest-neighbour upsamplings each followed by a 3x3 conv, a 9x9 conv;
+    reflection padding, batch norm. Input/output in [0, 1] (N x 3 x h x w -> N x 3 x 4h x 4w).
 
-    def __init__(self, channels: int = 64, blocks: int = 4, scale: int = 4):
+    ``residual=False``: the output is (tanh + 1) / 2 (the authors'). ``residual=True``: the output
+    is the bicubic upscale plus a correction whose last layer starts at zero, so an untrained
+    model already equals bicubic upscaling (for short CPU trainings).
+    """
+
+    def __init__(self, channels: int = 64, blocks: int = 4, residual: bool = False):
         super().__init__()
-        layers = [nn.Conv2d(3, channels, 9, padding=4), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+        layers = [*_conv(3, channels, 9), nn.BatchNorm2d(channels), nn.ReLU()]
         layers += [ResidualBlock(channels) for _ in range(blocks)]
-        for _ in range(int(np.log2(scale))):
-            layers += [nn.ConvTranspose2d(channels, channels, 3, stride=2, padding=1, output_padding=1),
-                       nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
-        layers += [nn.Conv2d(channels, 3, 9, padding=4)]
-        self.net = nn.Sequential(*layers)
+        for _ in range(2):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_conv(channels, channels, 3),
+                       nn.BatchNorm2d(channels), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(*_conv(channels, 3, 9))
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.head[1].weight)
+            nn.init.zeros_(self.head[1].bias)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        return (torch.tanh(self.net(lr)) + 1) / 2
+        out = self.head(self.body(lr))
+        return upscale_bicubic(lr, clamp=False) + out if self.residual else (torch.tanh(out) + 1) / 2
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] rounded to 8 bit, as a saved output would be."""
+    return (images.clamp(0, 1) * 255).round() / 255
 
 
 def lpips_metric(device: torch.device) -> tuple[nn.Module | None, str]:
@@ -68,101 +86,115 @@ def lpips_metric(device: torch.device) -> tuple[nn.Module | None, str]:
         return None, f"LPIPS not computed: {str(err).split('.')[0]}"
 
 
-def evaluate(model: nn.Module, data, device: torch.device, limit: int | None = None,
-             lpips_fn: nn.Module | None = None) -> dict[str, np.ndarray]:
-    """Per-image PSNR/SSIM (Y, border 4) of the model and of bicubic upscaling, and LPIPS
-    (lower is closer) when ``lpips_fn`` is given."""
-    model.eval()
-    out = {"psnr": [], "ssim": [], "psnr_bicubic": [], "ssim_bicubic": []}
-    if lpips_fn is not None:
-        out.update(lpips=[], lpips_bicubic=[])
-    n = len(data) if limit is None else min(limit, len(data))
+def test_pairs(test: SRTestSet, size: int | None, limit: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(lr, hr) pairs of a test set, at full resolution (``size`` None) or with HR resized and
+    centre-cropped to ``size`` first (the authors' test transform)."""
+    n = len(test) if limit is None else min(limit, len(test))
+    pairs = []
+    for i in range(n):
+        hr = test.hr[i].float() / 255
+        if size is not None:
+            hr = resize_crop(hr, size)
+        pairs.append((degrade(hr[None])[0], hr))
+    return pairs
+
+
+def score(upscale, pairs: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device,
+          lpips_fn: nn.Module | None = None) -> dict[str, float]:
+    """Mean PSNR and SSIM (Y, border 4, 8-bit outputs) of ``upscale(lr) -> sr`` over ``pairs``,
+    and LPIPS (lower is closer) when ``lpips_fn`` is given."""
+    out: dict[str, list[float]] = {"psnr": [], "ssim": []}
     with torch.no_grad():
-        for i in range(n):
-            lr, hr = data[i]
+        for lr, hr in pairs:
             lr, hr = lr[None].to(device), hr[None].to(device)
-            with autocast(device):
-                sr = model(lr)
-            sr = sr.float()
-            bic = upscale_bicubic(lr)
+            sr = quantize(upscale(lr).float())
             out["psnr"].append(psnr_y(sr, hr, BORDER).item())
             out["ssim"].append(float(ssim_y(sr, hr, BORDER)[0]))
-            out["psnr_bicubic"].append(psnr_y(bic, hr, BORDER).item())
-            out["ssim_bicubic"].append(float(ssim_y(bic, hr, BORDER)[0]))
             if lpips_fn is not None:
-                out["lpips"].append(lpips_fn(sr.clamp(0, 1), hr).item())
-                out["lpips_bicubic"].append(lpips_fn(bic, hr).item())
-    return {k: np.array(v) for k, v in out.items()}
+                out.setdefault("lpips", []).append(lpips_fn(sr, hr).item())
+    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-@dataclass
-class SRData:
-    """Training images (the last ``val_images`` held out for validation) and the test sets."""
-
-    train: SRTrainSet
-    n_train: int
-    val_idx: list[int]
-    tests: dict[str, SRTestSet]
-    lpips_fn: nn.Module | None
-    lpips_note: str
+def split_name(name: str, size: int | None) -> str:
+    return name if size is None else f"{name}@{size}"
 
 
-def load_data(cfg: CellConfig, settings: dict, device: torch.device) -> SRData:
-    train = SRTrainSet(cfg.dataset, cfg.data_root, limit=settings["train_limit"] + settings["val_images"],
-                       seed=cfg.seed, hr_size=settings["hr_size"])
-    n_train = len(train) - settings["val_images"]
+REFERENCES = {"bicubic": upscale_bicubic,
+              "nearest": lambda lr: F.interpolate(lr, scale_factor=4, mode="nearest")}
+
+
+def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Task, dict]:
+    s = settings
+    train = SRTrainSet(cfg.dataset, cfg.data_root, limit=s["train_limit"] + s["val_images"], seed=cfg.seed,
+                       hr_size=s["hr_size"])
+    n_train = len(train) - s["val_images"]
     if n_train < 1:
-        raise DplError(f"only {len(train)} training images for {settings['val_images']} validation images")
-    tests = {name: SRTestSet(name, cfg.data_root) for name in TEST_SETS}
+        raise DplError(f"only {len(train)} training images for {s['val_images']} validation images")
+    hr_all = train.hr.to(device)  # uint8, resident on the device
+    crop = s.get("crop") or s["hr_size"]
+    val_hr = hr_all[n_train:].float() / 255
+    if s.get("val_crop"):
+        val_hr = torch.stack([resize_crop(img, s["val_crop"], resize=False) for img in val_hr])
+    val_lr = degrade(val_hr)
+    tests = {name: SRTestSet(name, cfg.data_root) for name in s["test_sets"]}
+    pairs = {split_name(n, size): test_pairs(t, size, s["test_limit"]) for n, t in tests.items()
+             for size in s["test_sizes"]}
     lpips_fn, lpips_note = lpips_metric(device)
-    return SRData(train, n_train, list(range(n_train, len(train))), tests, lpips_fn, lpips_note)
 
+    def sample(order, generator: torch.Generator) -> dict:
+        idx = order().to(device)
+        hr = hr_all[idx].float() / 255
+        if crop < s["hr_size"]:
+            top, left = torch.randint(0, s["hr_size"] - crop + 1, (2,), generator=generator).tolist()
+            hr = hr[:, :, top:top + crop, left:left + crop]
+        return {"input": degrade(hr), "target": hr}
 
-def _stack(data, indices: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    lr, hr = (torch.stack(t).to(device) for t in zip(*(data[j] for j in indices)))
-    return lr, hr
-
-
-def train_point(cfg: CellConfig, settings: dict, data: SRData, point: str | None, alias: str,
-                generator: torch.Generator, device: torch.device, progress: bool = True) -> dict:
-    """Train one SR model with the feature loss at ``point`` (pixel MSE when None), keep the best
-    validation-PSNR checkpoint, test it. Returns rows, curves and example images."""
-    model = TransformNetSR().to(device)
-    criterion = F.mse_loss if point is None else loss_for(cfg, point, "none", device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    index = batches(data.n_train, settings["batch_size"], generator)
-
-    def validate() -> float:
+    def validate(model: nn.Module, _loss=None) -> float:
         model.eval()
         with torch.no_grad():
-            lr, hr = _stack(data.train, data.val_idx, device)
-            return psnr_y(model(lr).float(), hr, BORDER).mean().item()
+            return psnr_y(model(val_lr).float(), val_hr, BORDER).mean().item()
 
-    trainee = Trainee(alias, model, optimizer, validate=validate, train_step=lambda batch: supervised_step(
-        model, optimizer, criterion, *batch, device))
-    report = fit([trainee], lambda _i: _stack(data.train, next(index).tolist(), device),
-                 training_steps(settings, data.n_train), f"SR {cfg.network} {alias}",
-                 evaluation_interval(settings, data.n_train), progress)[alias]
-    rows = []
-    for name, test in data.tests.items():
-        scores = evaluate(model, test, device, settings["test_limit"], data.lpips_fn)
-        rows += [row(point, alias, metric, values.mean(), name) for metric, values in scores.items()]
-    lr, hr = data.tests["set5"][0]
-    with torch.no_grad():
-        sr = model(lr[None].to(device)).float().cpu()[0]
-    examples = dict(lr=lr, sr=sr, bicubic=upscale_bicubic(lr[None])[0], hr=hr)
-    return {"rows": rows, **report, "examples": examples}
+    def test(model: nn.Module, point: str | None, alias: str) -> tuple[list[dict], dict]:
+        model.eval()
+        rows = [row(point, alias, metric, value, split)
+                for split, ps in pairs.items() for metric, value in score(model, ps, device, lpips_fn).items()]
+        lr, hr = example_pair(tests)
+        with torch.no_grad():
+            sr = model(lr[None].to(device)).float().cpu()[0]
+        return rows, {"sr": to_uint8(sr)}
+
+    references = [{"method": method, "metric": metric, "split": split, "value": value}
+                  for method, upscale in REFERENCES.items() for split, ps in pairs.items()
+                  for metric, value in score(upscale, ps, device).items()]
+    lr, hr = example_pair(tests)
+    task = Task(new_model=lambda: TransformNetSR(s["channels"], residual=s["residual"]), n_items=n_train,
+                sample=sample, forward=lambda model, b: [model(b["input"])],
+                pixel_loss=lambda outputs, b: F.mse_loss(outputs[0], b["target"]), test=test, validate=validate,
+                normalization=s["normalization"])
+    fields = {"references": references,
+              "examples": {"reference": {"lr": to_uint8(lr), "bicubic": to_uint8(upscale_bicubic(lr[None])[0]),
+                                         "nearest": to_uint8(REFERENCES["nearest"](lr[None])[0]),
+                                         "hr": to_uint8(hr)}},
+              "data": {"train_images": n_train, "val_images": s["val_images"],
+                       "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco"
+                       else "BSDS500 train+test (stand-in for MS-COCO)",
+                       "test_sets": {split: len(ps) for split, ps in pairs.items()},
+                       "metrics_note": f"PSNR/SSIM on Y (BT.601) of 8-bit outputs, 4-pixel border cropped; {lpips_note}"}}
+    return task, fields
 
 
-def describe_data(cfg: CellConfig, data: SRData) -> dict:
-    limit = cfg.settings()["test_limit"]
-    return {"train_images": data.n_train, "val_images": len(data.val_idx),
-            "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco" else "BSDS500 train+test (stand-in for MS-COCO)",
-            "test_sets": {n: len(t) if limit is None else min(limit, len(t)) for n, t in data.tests.items()},
-            "metrics_note": f"PSNR/SSIM on Y (BT.601), 4-pixel border cropped; {data.lpips_note}"}
+EXAMPLE_CROP = 128  # HR pixels of the example region
 
 
-def run(cfg: CellConfig | dict, progress: bool = True) -> tuple[dict, dict]:
-    """Train and test one model per point of the cell; returns the result record and the
-    examples {alias: {lr, sr, bicubic, hr}} (the first Set5 image)."""
-    return run_cell(cfg, load_data, train_point, describe_data, progress)
+def example_pair(tests: dict[str, SRTestSet]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The example region shown in figures: the centre 128 x 128 HR pixels of the first image
+    of the first test set (Set5's baby), and its LR."""
+    test = next(iter(tests.values()))
+    hr = resize_crop(test.hr[0].float() / 255, EXAMPLE_CROP, resize=False)
+    return degrade(hr[None])[0], hr
+
+
+def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
+    """Train and test one model per point of the cell (resuming from ``checkpoint_dir``);
+    returns the result record and the examples ({alias: {sr}}, the example region)."""
+    return run_cell(cfg, make_task, progress, checkpoint_dir)
