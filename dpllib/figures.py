@@ -69,20 +69,76 @@ def split_bars(record: dict, metric: str, title: str | None = None):
 
 
 def heatmap(frame: pd.DataFrame, title: str, value: str = "score"):
-    """network x extraction point (study index 1-4, early to late) heatmap, the value printed in
-    each cell; the point's name is in the tooltip and the tables beside it."""
+    """network x extraction point (study index 1-4, early to late) heatmap with the value in each
+    cell; a value marked with * is within seed noise of the benchmark's best loss network."""
     import altair as alt
 
+    frame = frame.copy()
+    marked = frame.get("within_noise_of_best", pd.Series(False, index=frame.index)).fillna(False)
+    frame["label"] = [f"{v:.3g}" + ("*" if m else "") for v, m in zip(frame[value], marked)]
     base = alt.Chart(frame, title=title).encode(
         x=alt.X("study_index:O", title="extraction point (1 = earliest of the study's 4)"),
         y=alt.Y("network:N", title=None))
-    rect = base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="viridis")),
+    rect = base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="viridis"), title=None),
                                    tooltip=["network", "alias", alt.Tooltip(f"{value}:Q", format=".4g")])
-    text = base.mark_text(fontSize=11).encode(text=alt.Text(f"{value}:Q", format=".3g"),
-                                             color=alt.value("white"))
-    return (rect + text).properties(width=240)
+    text = base.mark_text(fontSize=12).encode(text="label:N", color=alt.value("white"))
+    return (rect + text).properties(width=320, height=32 * max(1, frame["network"].nunique()))
 
 
+def learning_curves(record: dict, title: str):
+    """Validation score (or, without validation, training loss) per step of each model of a cell."""
+    import altair as alt
+
+    curves = record.get("val_curve") or {}
+    if curves:
+        frame = pd.DataFrame([{"step": s, "value": v, "model": a} for a, c in curves.items() for s, v in c])
+        y = "validation score"
+    else:
+        frame = pd.DataFrame([{"step": i + 1, "value": v, "model": a} for a, c in (record.get("loss_curve") or {}).items()
+                              for i, v in enumerate(c)])
+        y = "training loss"
+    return alt.Chart(frame, title=title).mark_line(point=bool(curves)).encode(
+        x="step:Q", y=alt.Y("value:Q", title=y, scale=alt.Scale(zero=False)), color="model:N").properties(width=420, height=180)
+
+
+def control_curves(records: list[dict], benchmark: str, seed: int = 0, network: str = "efficientnet_lite0") -> list:
+    """Learning curves of the control (baseline) cell and of ``network``'s ImageNet cell."""
+    return [learning_curves(r, f"{r['config']['network']} ({r['config']['weights']}), seed {seed}") for r in records
+            if r["status"] == "ok" and r["config"]["benchmark"] == benchmark and r["config"]["seed"] == seed
+            and (r["config"]["network"] == "baseline"
+                 or (r["config"]["network"] == network and r["config"]["weights"] == "imagenet"))]
+
+
+def _example_cells(cells: list[tuple[dict, dict]], benchmark: str, seed: int) -> list[tuple[dict, dict]]:
+    return [(c, e) for c, e in cells if c["benchmark"] == benchmark and c["seed"] == seed]
+
+
+def best_point_examples(cells: list[tuple[dict, dict]], best: pd.DataFrame, benchmark: str, key: str,
+                        seed: int = 0) -> tuple[list[torch.Tensor], list[str], dict]:
+    """Each network's example (``key``) at its best point (from ``best``: network, alias), in
+    the order of ``best``, and the cell's shared reference examples."""
+    images, titles, reference = [], [], {}
+    chosen = dict(zip(best["network"], best["alias"]))
+    for cfg, ex in _example_cells(cells, benchmark, seed):
+        reference = reference or ex.get("reference", {})
+        if cfg["network"] == "baseline":
+            images.append(ex["baseline"][key])
+            titles.append("baseline")
+        elif cfg["weights"] == "imagenet" and chosen.get(cfg["network"]) in ex:
+            images.append(ex[chosen[cfg["network"]]][key])
+            titles.append(f"{cfg['network'].replace('efficientnet_', '')} {chosen[cfg['network']]}")
+    return images, titles, reference
+
+
+def overlay(image: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """An aerial image (3 x H x W uint8) with true roads the prediction found in green, missed
+    ones in blue and wrongly predicted ones in red."""
+    out = image.clone()
+    m, p = mask[0] > 127, prediction[0] > 127
+    for colour, where in (((0, 200, 0), m & p), ((40, 90, 255), m & ~p), ((230, 30, 30), ~m & p)):
+        for c, v in enumerate(colour):
+            out[c][where] = v
+    return out
 def scatter_trend(frame: pd.DataFrame, x: str, title: str):
     """score against ``x`` per benchmark, coloured by network, with a least-squares line."""
     import altair as alt
@@ -138,3 +194,60 @@ def show_cell(record: dict, examples: dict) -> None:
                                height=64))
     if record.get("loss_curve"):
         display(loss_curve(record))
+
+
+def chapter_images(benchmark: str, cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int = 0) -> list:
+    """What a benchmark chapter shows of the outputs (seed ``seed``), each network at its best
+    point: SR crops (LR, bicubic, outputs, HR), road overlays, autoencoder reconstructions, or
+    the 2AFC triplets the networks disagree on. Returns displayable objects."""
+    from IPython.display import Markdown
+
+    key = {"super_resolution": "sr", "segmentation": "prediction", "autoencoding": "reconstruction",
+           "similarity": "decisions"}[benchmark]
+    images, titles, ref = best_point_examples(cells, best, benchmark, key, seed)
+    if not images:
+        return [Markdown("No examples were recorded.")]
+    if benchmark == "super_resolution":
+        lr_big = torch.nn.functional.interpolate(ref["lr"][None].float(), scale_factor=4, mode="nearest")[0].byte()
+        return [image_grid([lr_big, ref["bicubic"], *images, ref["hr"]], ["LR (x4 nearest)", "bicubic", *titles, "HR"],
+                           height=192),
+                Markdown("The centre 128 x 128 pixels of Set5's first image, x4; each network at its best point.")]
+    if benchmark == "segmentation":
+        shown = [overlay(ref["image"], ref["mask"], p) for p in images]
+        return [image_grid([ref["image"], *shown], ["aerial image", *titles], height=220),
+                Markdown("Green: roads found; blue: roads missed; red: predicted where the map has none. "
+                         "White areas have no imagery.")]
+    if benchmark == "autoencoding":
+        out = [image_grid(list(ref["original"]), ["original"] * len(ref["original"]), height=64)]
+        out += [image_grid(list(r), [t] * len(r), height=64) for r, t in zip(images, titles)]
+        return out
+    return disagreements(cells, best, seed)
+
+
+def disagreements(cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int = 0, limit: int = 6) -> list:
+    """2AFC triplets on which the networks (each at its best point) and pixel L2 disagree, with
+    the choice of each and the answer."""
+    from IPython.display import Markdown
+
+    from .datasets import equal_mse_2afc, severity_2afc
+
+    decisions, titles, ref = best_point_examples(cells, best, "similarity", "decisions", seed)
+    cfg = next(c for c, _ in _example_cells(cells, "similarity", seed))
+    if cfg["dataset"] not in ("equal_mse", "severity"):
+        return [Markdown("The triplets are shown for the generated sets only.")]
+    from .config import CellConfig
+
+    n = CellConfig.from_dict({**cfg, "points": cfg["points"]}).settings()["synthetic_n"]
+    sets = (equal_mse_2afc if cfg["dataset"] == "equal_mse" else severity_2afc)(cfg["data_root"], n, seed=0)
+    out = []
+    for split in decisions[0]:
+        data = sets[split]
+        choices = torch.stack([d[split] for d in decisions])  # networks x triplets: True = p0 nearer
+        disputed = (choices.any(0) & ~choices.all(0)).nonzero().flatten()[:limit]
+        t = data.tensors()
+        for i in disputed.tolist():
+            answer = "p1" if ref["judge"][split][i] > 0.5 else "p0"
+            said = ", ".join(f"{name}: {'p0' if c else 'p1'}" for name, c in zip(titles, choices[:, i].tolist()))
+            out.append(image_grid([t["ref"][i], t["p0"][i], t["p1"][i]], ["reference", "p0", "p1"], height=96))
+            out.append(Markdown(f"*{split}* triplet {i}: closer by construction **{answer}**; {said}"))
+    return out or [Markdown("The networks agree on every triplet.")]

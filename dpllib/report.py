@@ -77,15 +77,17 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
-def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True) -> list[str]:
+def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True,
+                     cell_ids: set[str] | None = None) -> list[str]:
     """Execute each analysis notebook into ``book_dir/chapters`` with papermill, unless the
-    chapter there was made from the same results table and notebook source. Returns the names
+    chapter there was made from the same results table and notebook source. The table holds the
+    records of ``cell_ids`` (a preset's cells), or every record when None. Returns the names
     executed. Raises when a chapter fails."""
     import papermill as pm
 
     from .results import table, write_table
 
-    frame = table(results_dir)
+    frame = table(results_dir, cell_ids)
     table_path = results_dir / "table.parquet"
     table_bytes = frame.to_csv(index=False).encode()
     write_table(frame, table_path)
@@ -155,7 +157,7 @@ def build_book(preset: str = "offline", results_dir: str | os.PathLike | None = 
         if progress:
             print("cells:", ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())))
     ensure_mathjax(book_dir)
-    done = execute_chapters(results_dir, book_dir, force=force, progress=progress)
+    done = execute_chapters(results_dir, book_dir, force=force, progress=progress, cell_ids=grid.cell_ids(spec))
     if progress:
         print("chapters executed:", ", ".join(done) or "none (inputs unchanged)")
     return build_html(book_dir)

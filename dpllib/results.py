@@ -8,6 +8,7 @@ beside it in ``<cell id>.examples.pt``. Everything is written atomically, exampl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -17,6 +18,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +31,22 @@ SCHEMA_VERSION = 1  # of a record: the one place it is written
 TABLE_SCHEMA_VERSION = 1
 # What identifies a cell: everything that can change its numbers (not where it runs or writes).
 ID_KEYS = ("benchmark", "network", "points", "weights", "dataset", "budget", "batch_size", "seed", "overrides")
+# The dpllib sources that compute a cell's numbers; their digest is each record's code_version.
+NUMERIC_SOURCES = ("config.py", "loss.py", "features.py", "networks.py", "weights.py", "metrics.py",
+                   "datasets", "trainers")
+
+
+@functools.cache
+def code_version() -> str:
+    """12 hex digits of the sha256 of the dpllib sources that compute a cell's numbers
+    (NUMERIC_SOURCES): a record from other code is stale."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in NUMERIC_SOURCES:
+        target = package / name
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def cell_id(config: dict) -> str:
@@ -81,8 +99,8 @@ def environment() -> dict:
 def new_record(config: dict, settings: dict, status: str, wall_time_s: float, **fields) -> dict:
     """A record of this schema: the cell's config and resolved settings, the environment, the
     status ('ok' or 'failed'), the wall time in seconds, and the trainer's fields (rows, curves)."""
-    return {"schema": SCHEMA_VERSION, "config": config, "settings": settings, "environment": environment(),
-            "status": status, "rows": [], **fields, "wall_time_s": wall_time_s}
+    return {"schema": SCHEMA_VERSION, "code_version": code_version(), "config": config, "settings": settings,
+            "environment": environment(), "status": status, "rows": [], **fields, "wall_time_s": wall_time_s}
 
 
 def failed_record(config: dict, settings: dict, error: str, trace: str, wall_time_s: float) -> dict:
@@ -148,25 +166,73 @@ def read_examples(record: str | os.PathLike) -> dict:
     return torch.load(path, weights_only=True)
 
 
-def records(results_dir: str | os.PathLike) -> list[dict]:
-    """All records under ``results_dir`` (``*/*.json``), sorted by path."""
-    return [read_record(p) for p in sorted(Path(results_dir).glob("*/*.json"))]
+def records(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> list[dict]:
+    """The records under ``results_dir`` (``*/*.json``), sorted by path; only those of
+    ``cell_ids`` when given."""
+    paths = sorted(Path(results_dir).glob("*/*.json"))
+    return [read_record(p) for p in paths if cell_ids is None or p.stem in cell_ids]
+
+
+def references(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> pd.DataFrame:
+    """The references the cells recorded beside their rows (bicubic and nearest upscaling, the
+    all-road answer, PCA-64 probes, SSIM): one row per benchmark, seed, method, metric, split."""
+    rows = [{"benchmark": rec["config"]["benchmark"], "seed": rec["config"]["seed"], "dataset": rec["config"]["dataset"],
+             **ref} for rec in records(results_dir, cell_ids) if rec["status"] == "ok" for ref in rec.get("references", [])]
+    frame = pd.DataFrame(rows, columns=["benchmark", "seed", "dataset", "method", "metric", "split", "value"])
+    return frame.groupby(["benchmark", "seed", "dataset", "method", "metric", "split"], as_index=False)["value"].mean()
+
+
+def cell_examples(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> list[tuple[dict, dict]]:
+    """(config, examples) of every ok cell that wrote examples."""
+    out = []
+    for path in sorted(Path(results_dir).glob("*/*.json")):
+        if cell_ids is not None and path.stem not in cell_ids:
+            continue
+        examples = read_examples(path)
+        if examples:
+            out.append((read_record(path)["config"], examples))
+    return out
+
+
+@dataclass
+class Run:
+    """A run as the book's chapters read it: the table of the preset's cells, the preset, the
+    references and the examples."""
+
+    table: pd.DataFrame
+    preset: dict
+    records: list[dict]
+    references: pd.DataFrame
+    examples: list[tuple[dict, dict]]
+
+
+def load_run(results_dir: str | os.PathLike, table_path: str | os.PathLike | None = None) -> Run:
+    """The run in ``results_dir`` (its ``preset.json`` names the cells); the table is read from
+    ``table_path`` when given."""
+    from .grid import cell_ids
+
+    preset = json.loads((Path(results_dir) / "preset.json").read_text())
+    ids = cell_ids(preset)
+    frame = read_table(table_path) if table_path else table(results_dir, ids)
+    return Run(frame, preset, records(results_dir, ids), references(results_dir, ids), cell_examples(results_dir, ids))
 
 
 # --------------------------------------------------------------------------- the table
 
 
-def table(results_dir: str | os.PathLike) -> pd.DataFrame:
+def table(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> pd.DataFrame:
     """One tidy row per cell, point, metric and split, joined with network and point metadata:
-    top1, depth, has_batchnorm, params, pretrained (weights == 'imagenet'), family."""
+    top1, depth, has_batchnorm, params, pretrained (weights == 'imagenet'), family. Only the
+    records of ``cell_ids`` when given (a preset's cells: ``dpllib.grid.cell_ids``)."""
     from .networks import network_info, resolve_point
 
     rows = []
-    for rec in records(results_dir):
+    for rec in records(results_dir, cell_ids):
         cfg = rec["config"]
         base = {"cell_id": rec["cell_id"], "benchmark": cfg["benchmark"], "network": cfg["network"],
                 "weights": cfg["weights"], "dataset": cfg["dataset"], "budget": cfg["budget"],
-                "seed": cfg["seed"], "status": rec["status"], "wall_time_s": rec.get("wall_time_s")}
+                "seed": cfg["seed"], "status": rec["status"], "wall_time_s": rec.get("wall_time_s"),
+                "code_version": rec.get("code_version")}
         if cfg["network"] == BASELINE:
             meta = {"family": BASELINE, "top1": None, "params": None, "has_batchnorm": None}
         else:

@@ -1,5 +1,5 @@
 """A small fabricated results set in the real record format (for the analysis and book tests):
-made-up numbers with some structure, never shown as results."""
+made-up numbers with a known structure, never shown as results."""
 
 from __future__ import annotations
 
@@ -7,42 +7,69 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
 
 from dpllib.networks import extraction_points
-from dpllib.results import SCHEMA_VERSION, write_record
+from dpllib.results import SCHEMA_VERSION, code_version, write_record
 
-SPLITS = {"similarity": ["blur", "noise", "mean"], "super_resolution": ["set5", "set14", "bsd100"],
-          "segmentation": ["test"], "autoencoding": ["[]", "[32]", "mean"]}
-METRIC = {"similarity": "2afc", "super_resolution": "psnr", "segmentation": "quality",
-          "autoencoding": "probe_accuracy"}
-DATASET = {"similarity": "severity", "super_resolution": "bsds500", "segmentation": "mass_roads",
+SPLITS = {"similarity": ["luminance", "contrast", "mean"], "super_resolution": ["set5"],
+          "segmentation": ["test", "test_relaxed"], "autoencoding": ["[]", "[32]", "mean"]}
+METRICS = {"similarity": ["2afc"], "super_resolution": ["psnr", "ssim"], "segmentation": ["quality", "completeness", "correctness"],
+           "autoencoding": ["probe_accuracy"]}
+DATASET = {"similarity": "equal_mse", "super_resolution": "bsds500", "segmentation": "mass_roads",
            "autoencoding": "cifar10"}
 NETWORKS = ["efficientnet_lite0", "efficientnet_lite1", "squeezenet1_1", "alexnet"]
+REFERENCES = {"similarity": [("SSIM", "2afc", "mean", 0.7)],
+              "super_resolution": [("bicubic", "psnr", "set5", 25.0), ("nearest", "psnr", "set5", 23.0)],
+              "segmentation": [("all road", "quality", "test", 0.03)],
+              "autoencoding": [("PCA-64 of the pixels", "probe_accuracy", "mean", 0.6)]}
+
+
+def _examples(bench: str, aliases: list[str]) -> dict:
+    img = torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8)
+    per_alias = {"super_resolution": {"sr": img}, "segmentation": {"prediction": img[:1]},
+                 "autoencoding": {"reconstruction": img[None].repeat(4, 1, 1, 1)},
+                 "similarity": {"decisions": {"luminance": torch.rand(6) > 0.5, "contrast": torch.rand(6) > 0.5}}}[bench]
+    reference = {"super_resolution": {"lr": img[:, :8, :8], "bicubic": img, "nearest": img, "hr": img},
+                 "segmentation": {"image": img, "mask": img[:1], "imaged": img[:1]},
+                 "autoencoding": {"original": img[None].repeat(4, 1, 1, 1)},
+                 "similarity": {"judge": {"luminance": torch.ones(6), "contrast": torch.zeros(6)}}}[bench]
+    return {**{a: per_alias for a in aliases}, "reference": reference}
 
 
 def fabricate_results(folder: Path, seeds=(0, 1)) -> Path:
+    """Records of every cell of ``folder/preset.yaml`` (written too): scores rise with the point
+    index and with ImageNet weights, plus seed noise."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
-    for bench, metric in METRIC.items():
+    for bench in METRICS:
         scale = 25.0 if bench == "super_resolution" else 0.7
         for seed in seeds:
             entries = [(n, w) for n in NETWORKS for w in ("imagenet", "random")] + [("baseline", "none")]
             for network, weights in entries:
-                points = [] if network == "baseline" else [p.module for p in extraction_points(network, study_only=True)]
-                config = {"benchmark": bench, "network": network, "points": points, "weights": weights,
+                study = [] if network == "baseline" else extraction_points(network, study_only=True)
+                config = {"benchmark": bench, "network": network, "points": [p.module for p in study], "weights": weights,
                           "dataset": DATASET[bench], "data_root": None, "budget": "smoke", "batch_size": None,
                           "seed": seed, "device": "cpu", "output_dir": str(folder), "overrides": {}}
+                aliases = [p.alias for p in study] or ["baseline"]
                 rows = []
-                for i, point in enumerate(points or [None]):
-                    alias = "baseline" if point is None else extraction_points(network, study_only=True)[i].alias
+                for i, alias in enumerate(aliases):
                     value = scale * (1 + 0.05 * (weights == "imagenet") + 0.02 * i + 0.01 * rng.standard_normal())
-                    for split in SPLITS[bench]:
-                        rows.append({"point": point, "alias": alias, "metric": metric, "split": split, "value": value})
-                record = {"schema": SCHEMA_VERSION, "config": config, "settings": {}, "environment": {"device_name": "fabricated"},
-                          "status": "ok", "rows": rows, "loss_curve": {}, "wall_time_s": 1.0}
-                write_record(record)
-    (folder / "preset.json").write_text(json.dumps({
-        "name": "fabricated", "description": "fabricated records for tests", "budget": "smoke",
-        "seeds": list(seeds), "device": "cpu", "baselines": True, "overrides": {},
-        "benchmarks": DATASET, "networks": [{"network": n, "weights": ["imagenet", "random"]} for n in NETWORKS]}))
+                    for metric in METRICS[bench]:
+                        for split in SPLITS[bench]:
+                            rows.append({"point": study[i].module if study else None, "alias": alias, "metric": metric,
+                                         "split": split, "value": value})
+                record = {"schema": SCHEMA_VERSION, "code_version": code_version(), "config": config, "settings": {},
+                          "environment": {"device_name": "fabricated"}, "status": "ok", "rows": rows,
+                          "loss_curve": {a: [1.0, 0.5] for a in aliases},
+                          "val_curve": {a: [[1, 0.1], [2, 0.2]] for a in aliases},
+                          "references": [{"method": m, "metric": k, "split": s, "value": v} for m, k, s, v in REFERENCES[bench]],
+                          "wall_time_s": 1.0}
+                write_record(record, examples=_examples(bench, aliases))
+    preset = {"name": "fabricated", "description": "fabricated records for tests", "budget": "smoke",
+              "seeds": list(seeds), "device": "cpu", "baselines": True, "benchmarks": DATASET,
+              "networks": [{"network": n, "weights": ["imagenet", "random"]} for n in NETWORKS]}
+    (folder / "preset.yaml").write_text(yaml.safe_dump(preset))
+    (folder / "preset.json").write_text(json.dumps({**preset, "overrides": {}}))
     return folder

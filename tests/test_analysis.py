@@ -1,6 +1,7 @@
 """The analysis functions behind the book's chapters, on tables whose answers are known."""
 
 import pandas as pd
+import pytest
 
 from dpllib import analysis
 
@@ -17,18 +18,142 @@ def test_preset_tables():
     assert nets.iloc[-1]["module"] == "features.8"
     benches = analysis.preset_benchmarks(preset).set_index("benchmark")
     assert "steps=7" in benches.loc["autoencoding", "budget settings"]
-    assert "steps=60" in benches.loc["super_resolution", "budget settings"]
+    assert "steps=20," in benches.loc["super_resolution", "budget settings"]  # the smoke budget
 
 
-def test_run_summary_states_each_finding():
-    ranking = pd.DataFrame({"network": ["a", "b"], "average_rank": [1.0, 2.0]})
-    rho = pd.DataFrame({"benchmark": ["sr"], "rho": [-0.5], "ci_low": [float("nan")], "ci_high": [float("nan")],
-                        "p": [0.04], "networks": [3]})
-    shares = pd.DataFrame({"benchmark": ["sr"], "network": [0.1], "point": [0.7]})
-    pretrained = pd.DataFrame({"benchmark": ["sr"], "pairs": [8], "pretrained_wins": [0.75],
-                               "mean_difference": [0.2], "ci_low": [0.1], "ci_high": [0.3]})
-    lines = analysis.run_summary(ranking, rho, rho.iloc[:0], shares, pretrained)
-    assert lines[0].startswith("Best average rank: **a**")
-    assert "ImageNet top-1 vs score rho = -0.50 (no interval: 3 networks" in lines[1]
-    assert "network explains 10%" in lines[2] and "point 70%" in lines[2]
-    assert "75% of 8 pairs" in lines[3]
+# --------------------------------------------------------------------------- statistics with known answers
+
+import numpy as np  # noqa: E402
+
+POINTS = ["p1", "p2", "p3", "p4"]
+
+
+def _scores(networks: int, seeds=(0, 1), net_effect=0.0, depth_effect=-1.0, noise=0.01, weights=("imagenet",),
+            random_shift=0.0, benchmark="b", seed=0) -> pd.DataFrame:
+    """Seed-level scores: score = net_effect * network index + depth_effect * depth + noise;
+    networks' top-1 rises with their index."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in range(networks):
+        for w in weights:
+            for i, alias in enumerate(POINTS):
+                depth = (i + 1) / 4
+                for s in seeds:
+                    score = net_effect * n + depth_effect * depth + (random_shift if w == "random" else 0.0)
+                    rows.append({"benchmark": benchmark, "network": f"net{n}", "weights": w, "pretrained": w == "imagenet",
+                                 "family": "f", "top1": 70.0 + n, "has_batchnorm": n % 2 == 0, "point": alias,
+                                 "alias": alias, "study_index": i + 1, "depth": depth, "seed": s,
+                                 "score": score + noise * rng.standard_normal()})
+    return pd.DataFrame(rows)
+
+
+def test_depth_within_networks_ignores_differences_between_networks():
+    # within each network deeper is worse, while deeper networks... the networks' levels rise:
+    # a pooled correlation would mix the two; the within-network one must not
+    frame = analysis.seed_summary(_scores(6, net_effect=2.0, depth_effect=-1.0))
+    out = analysis.depth_within_networks(frame, n_boot=200).iloc[0]
+    assert out["mean_rho"] == pytest.approx(-1.0) and out["negative_in"] == 6
+    assert out["ci_high"] < 0
+    few = analysis.depth_within_networks(analysis.seed_summary(_scores(3)), n_boot=200).iloc[0]
+    assert few["networks"] == 3 and np.isnan(few["ci_low"])  # no interval over 3 networks
+
+
+def test_depth_slope_has_the_right_sign_and_interval():
+    out = analysis.depth_slope(_scores(3, depth_effect=-1.0)).iloc[0]
+    assert out["slope"] == pytest.approx(-1.0, abs=0.05) and out["ci_high"] < 0
+    flat = analysis.depth_slope(_scores(3, depth_effect=0.0, noise=0.1)).iloc[0]
+    assert flat["ci_low"] < 0 < flat["ci_high"]
+
+
+def test_accuracy_correlation_uses_one_value_per_network():
+    frame = analysis.seed_summary(_scores(6, net_effect=1.0))  # better networks have higher top-1
+    out = analysis.accuracy_correlation(frame, n_boot=200).set_index("network_score")
+    assert out.loc["best", "networks"] == 6 and out.loc["best", "rho"] == pytest.approx(1.0)
+    assert out.loc["best", "p"] < 0.01 and out.loc["mean", "rho"] == pytest.approx(1.0)
+    few = analysis.accuracy_correlation(analysis.seed_summary(_scores(4, net_effect=1.0)), n_boot=50)
+    assert few["p"].isna().all() and few["ci_low"].isna().all()  # fewer than 5 networks
+
+
+def test_variance_shares_nest_points_in_networks_with_seeds_as_residual():
+    out = analysis.variance_shares(_scores(3, net_effect=0.0, depth_effect=-1.0)).iloc[0]
+    assert out["point_within_network"] > 0.95 and out["network"] < 0.02
+    assert out["p_point"] < 1e-6
+    assert out[["network", "point_within_network", "seed"]].sum() == pytest.approx(1.0)
+    one_seed = analysis.variance_shares(_scores(3, seeds=(0,))).iloc[0]
+    assert np.isnan(one_seed["p_point"])
+
+
+def test_pretrained_vs_random_pairs_within_networks():
+    one = analysis.pretrained_vs_random(_scores(1, weights=("imagenet", "random"), random_shift=-0.5)).iloc[0]
+    assert one["mean_difference"] == pytest.approx(0.5, abs=0.02) and one["ci_low"] > 0
+    assert "seeds" in one["interval"] and one["pretrained_wins"] == 1.0
+    many = analysis.pretrained_vs_random(_scores(6, weights=("imagenet", "random"), random_shift=-0.5), n_boot=200).iloc[0]
+    assert "bootstrap over 6 networks" in many["interval"] and many["ci_low"] > 0
+
+
+def test_mixed_model_has_benchmark_specific_depth_slopes():
+    frame = pd.concat([_scores(3, depth_effect=-1.0, benchmark="a"), _scores(3, depth_effect=1.0, benchmark="b")])
+    coefs, note = analysis.mixed_model(analysis.seed_summary(frame))
+    slopes = coefs.set_index("term")["estimate"]
+    assert slopes["C(benchmark)[a]:depth"] < 0 < slopes["C(benchmark)[b]:depth"]
+    assert "no cluster-robust errors" in note
+
+
+def test_seed_agreement_and_noise():
+    same = _scores(3, noise=0.0)
+    assert analysis.seed_agreement(same).iloc[0][["spearman", "kendall_w"]].tolist() == pytest.approx([1.0, 1.0])
+    flipped = same.copy()
+    flipped.loc[flipped["seed"] == 1, "score"] *= -1
+    assert analysis.seed_agreement(flipped).iloc[0]["spearman"] == pytest.approx(-1.0)
+    noisy = _scores(3, noise=0.1, seeds=range(20))
+    assert analysis.seed_noise(noisy).iloc[0]["seed_sd"] == pytest.approx(0.1, rel=0.15)
+    marked = analysis.mark_within_noise(analysis.seed_summary(noisy), analysis.seed_noise(noisy))
+    best = marked.sort_values("score").iloc[-1]
+    assert best["within_noise_of_best"] and not marked.sort_values("score").iloc[0]["within_noise_of_best"]
+
+
+def test_findings_state_only_what_exceeds_the_noise():
+    table = pd.DataFrame({"benchmark": ["b"], "network": ["net0"], "weights": ["imagenet"], "dataset": ["cifar10"],
+                          "budget": ["offline"], "seed": [0]})
+    strong = _scores(3, depth_effect=-1.0, weights=("imagenet", "random"), random_shift=-0.5)
+    lines = analysis.findings(strong, analysis.seed_summary(strong), table)
+    assert any("later points score lower" in line for line in lines)
+    assert any("ImageNet weights score higher" in line for line in lines)
+    assert all("CIFAR-10" in line for line in lines if line.startswith("b:"))  # stand-ins named
+    assert any("Cannot speak to" in line for line in lines)
+    null = _scores(3, depth_effect=0.0, noise=0.2, weights=("imagenet", "random"), seeds=range(6), seed=3)
+    quiet = analysis.findings(null, analysis.seed_summary(null), table)
+    assert not any("later points" in line or "weights score higher" in line for line in quiet)
+
+
+def test_learning_thresholds_compare_controls_with_answers_needing_no_learning():
+    rows = []
+    for seed, (sr, q) in enumerate([(28.6, 0.2), (28.0, 0.1)]):
+        base = {"network": "baseline", "weights": "none", "alias": "baseline", "seed": seed, "status": "ok"}
+        rows += [{**base, "benchmark": "super_resolution", "metric": "psnr", "split": "set5", "value": sr},
+                 {**base, "benchmark": "segmentation", "metric": "quality", "split": "test", "value": q}]
+    refs = pd.DataFrame([{"benchmark": "super_resolution", "seed": 0, "method": "bicubic", "metric": "psnr",
+                          "split": "set5", "value": 28.7},
+                         {"benchmark": "super_resolution", "seed": 0, "method": "nearest", "metric": "psnr",
+                          "split": "set5", "value": 26.0}])
+    checks = analysis.learning_thresholds(pd.DataFrame(rows), refs).set_index("check")
+    assert not checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "met"]  # seed 1: 28.0 < 28.2
+    assert checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "worst seed"] == 28.0
+    assert not checks.loc["BCE baseline quality >= 0.15", "met"]
+
+
+def test_reference_table_puts_no_stand_in_number_beside_a_paper_figure():
+    table = pd.DataFrame({"benchmark": ["similarity"], "network": ["vgg16"], "weights": ["imagenet"], "point": ["features.29"],
+                          "dataset": ["equal_mse"], "budget": ["offline"], "metric": ["2afc"], "split": ["cnn"],
+                          "value": [0.9], "status": ["ok"]})
+    ref = analysis.reference_table(table)
+    assert ref["this run"].isna().all() and ref["source"].str.len().gt(0).all()
+    assert ref.loc[ref["benchmark"] == "similarity", "status"].str.contains("not comparable").all()
+    same = table.assign(dataset="bapps", budget="paper")
+    assert analysis.reference_table(same)["this run"].notna().sum() == 1
+
+
+def test_readable_tables():
+    html = analysis.readable(pd.DataFrame({"a_b": [1.23456, np.nan], "flag": [True, False]})).data
+    assert "1.23" in html and "1.2346" not in html and "–" in html and "not computed" in html
+    assert "a b" in html and "yes" in html and "<th></th>" not in html  # no index column
