@@ -181,7 +181,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
     task = Task(new_model=lambda: ConvAutoencoder(size), n_items=len(train_x), sample=sample,
                 forward=lambda model, b: [model(b["input"])],
                 pixel_loss=lambda outputs, b: F.mse_loss(outputs[0], b["input"]), test=test,
-                validate=validate if s["val_fraction"] else None, loss_images=loss_view,
+                validate=validate if s["val_fraction"] else None, loss_images=lambda output, b: loss_view(output),
                 normalization=s["normalization"])
     fields = {"references": references, "examples": {"reference": {"original": to_uint8(test_x[:8])}},
               "data": {"dataset": cfg.dataset, "autoencoder_split": split, "autoencoder_train": len(train_x),

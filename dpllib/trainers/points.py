@@ -64,8 +64,8 @@ class Task:
 
     ``sample(order, generator)`` draws a batch (a dict); ``forward(model, batch)`` returns the
     model's outputs (a list: segmentation's refinement passes, else one); ``pixel_loss(outputs,
-    batch)`` is the baseline's loss (pixel MSE, BCE); ``loss_images(output)`` what the loss
-    network sees of an output, ``batch["target"]`` what it sees of the target;
+    batch)`` is the baseline's loss (pixel MSE, BCE); ``loss_images(output, batch)`` what the
+    loss network sees of an output, ``batch["target"]`` what it sees of the target;
     ``validate(model, loss) -> score`` (higher is better; ``loss(model, batch)`` is the model's
     own training loss on a batch) picks the best checkpoint; ``test(model, point, alias) ->
     (rows, examples)``.
@@ -77,7 +77,7 @@ class Task:
     forward: Callable[[nn.Module, dict], list[torch.Tensor]]
     pixel_loss: Callable[[list[torch.Tensor], dict], torch.Tensor]
     test: Callable[[nn.Module, str | None, str], tuple[list[dict], dict]]
-    loss_images: Callable[[torch.Tensor], torch.Tensor] = lambda output: output
+    loss_images: Callable[[torch.Tensor, dict], torch.Tensor] = lambda output, batch: output
     validate: Callable[[nn.Module, Callable], float] | None = None
     normalization: str = "none"  # what the loss network's inputs get (see PerceptualLoss)
     pixel_weight: float = 0.0  # weight of pixel_loss beside the feature loss (segmentation: BCE 1)
@@ -91,7 +91,7 @@ def _loss(task: Task, losses: PointLosses | None, point: str | None, outputs: li
     pixel loss and the feature MSE at ``point`` (averaged over the outputs)."""
     if point is None:
         return task.pixel_loss(outputs, batch)
-    feature = sum(losses(point, task.loss_images(o), batch["features"][point]) for o in outputs) / len(outputs)
+    feature = sum(losses(point, task.loss_images(o, batch), batch["features"][point]) for o in outputs) / len(outputs)
     loss = task.feature_weight * feature
     return loss + task.pixel_weight * task.pixel_loss(outputs, batch) if task.pixel_weight else loss
 

@@ -141,7 +141,8 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
                  "imaged": example_region(test_set.full_imaged[:1].float(), test_set)}
     task = Task(new_model=UNet, n_items=len(train), sample=sample,
                 forward=lambda model, b: refine(model, b["image"], s["k_train"]), pixel_loss=pixel_loss,
-                test=test, validate=validate, loss_images=torch.sigmoid, normalization="imagenet",
+                test=test, validate=validate, loss_images=lambda logits, b: torch.sigmoid(logits) * b["valid"],
+                normalization="imagenet",
                 pixel_weight=1.0, feature_weight=PERCEPTUAL_WEIGHT)
     fields = {"references": [{"method": "all road", "metric": metric, "split": split, "value": value}
                              for split, values in all_road.items() for metric, value in values.items()],
