@@ -63,7 +63,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "offline": {"steps": 60, "epochs": None, "warm_steps": 400, "batch_size": 64, "lr": 1e-3,
                     "train_split": "train", "train_limit": None, "test_limit": 3000, "pad": "reflect",
                     "normalization": "none", "loss_size": None, "val_fraction": 0.0, "eval_every": 0,
-                    "patience": None, "probe_epochs": 60, "probe_batch": None, "probe_lr": 1e-2,
+                    "patience": None, "probe_epochs": 40, "probe_batch": None, "probe_lr": 1e-2,
                     "probe_patience": 10, "probe_loss": "ce", "probe_holdout": 0.1, "pca_reference": True,
                     "lockstep": True},
         "paper": {"steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3, "train_split": "study",

@@ -76,6 +76,7 @@ def heatmap(frame: pd.DataFrame, title: str, value: str = "score"):
     frame = frame.copy()
     marked = frame.get("within_noise_of_best", pd.Series(False, index=frame.index)).fillna(False)
     frame["label"] = [f"{v:.3g}" + ("*" if m else "") for v, m in zip(frame[value], marked)]
+    frame["network"] = frame["network"].map(short_name)
     base = alt.Chart(frame, title=title).encode(
         x=alt.X("study_index:O", title="extraction point (1 = earliest of the study's 4)"),
         y=alt.Y("network:N", title=None))
@@ -94,8 +95,9 @@ def learning_curves(record: dict, title: str):
         frame = pd.DataFrame([{"step": s, "value": v, "model": a} for a, c in curves.items() for s, v in c])
         y = "validation score"
     else:
-        frame = pd.DataFrame([{"step": i + 1, "value": v, "model": a} for a, c in (record.get("loss_curve") or {}).items()
-                              for i, v in enumerate(c)])
+        losses = record.get("loss_curve") or {}
+        losses = losses if isinstance(losses, dict) else {"lin calibration": losses}
+        frame = pd.DataFrame([{"step": i + 1, "value": v, "model": a} for a, c in losses.items() for i, v in enumerate(c)])
         y = "training loss"
     return alt.Chart(frame, title=title).mark_line(point=bool(curves)).encode(
         x="step:Q", y=alt.Y("value:Q", title=y, scale=alt.Scale(zero=False)), color="model:N").properties(width=420, height=180)
@@ -126,15 +128,19 @@ def best_point_examples(cells: list[tuple[dict, dict]], best: pd.DataFrame, benc
             titles.append("baseline")
         elif cfg["weights"] == "imagenet" and chosen.get(cfg["network"]) in ex:
             images.append(ex[chosen[cfg["network"]]][key])
-            titles.append(f"{cfg['network'].replace('efficientnet_', '')} {chosen[cfg['network']]}")
+            titles.append(f"{short_name(cfg['network'])} {chosen[cfg['network']]}")
     return images, titles, reference
 
 
-def overlay(image: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+def overlay(image: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor,
+            imaged: torch.Tensor | None = None) -> torch.Tensor:
     """An aerial image (3 x H x W uint8) with true roads the prediction found in green, missed
-    ones in blue and wrongly predicted ones in red."""
+    ones in blue and wrongly predicted ones in red; outside ``imaged`` (the no-data areas, left
+    out of the scores) nothing is coloured."""
     out = image.clone()
     m, p = mask[0] > 127, prediction[0] > 127
+    inside = imaged[0] > 127 if imaged is not None else torch.ones_like(m)
+    m, p = m & inside, p & inside
     for colour, where in (((0, 200, 0), m & p), ((40, 90, 255), m & ~p), ((230, 30, 30), ~m & p)):
         for c, v in enumerate(colour):
             out[c][where] = v
@@ -161,6 +167,11 @@ def paired(frame: pd.DataFrame, title: str):
         x=alt.X("point:N", sort=None), xOffset="network:N", y=alt.Y("difference:Q", title="pretrained - random"),
         color="network:N").properties(width=160, height=150).facet(
         column="benchmark:N").resolve_scale(y="independent")
+
+
+def short_name(network: str) -> str:
+    """A network's name for narrow tables and captions: efficientnet_lite0 -> lite0."""
+    return network.replace("efficientnet_", "")
 
 
 def rows_table(record: dict) -> pd.DataFrame:
@@ -213,10 +224,10 @@ def chapter_images(benchmark: str, cells: list[tuple[dict, dict]], best: pd.Data
                            height=192),
                 Markdown("The centre 128 x 128 pixels of Set5's first image, x4; each network at its best point.")]
     if benchmark == "segmentation":
-        shown = [overlay(ref["image"], ref["mask"], p) for p in images]
+        shown = [overlay(ref["image"], ref["mask"], p, ref.get("imaged")) for p in images]
         return [image_grid([ref["image"], *shown], ["aerial image", *titles], height=220),
                 Markdown("Green: roads found; blue: roads missed; red: predicted where the map has none. "
-                         "White areas have no imagery.")]
+                         "White areas have no imagery and are not scored.")]
     if benchmark == "autoencoding":
         out = [image_grid(list(ref["original"]), ["original"] * len(ref["original"]), height=64)]
         out += [image_grid(list(r), [t] * len(r), height=64) for r, t in zip(images, titles)]
@@ -224,9 +235,9 @@ def chapter_images(benchmark: str, cells: list[tuple[dict, dict]], best: pd.Data
     return disagreements(cells, best, seed)
 
 
-def disagreements(cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int = 0, limit: int = 6) -> list:
-    """2AFC triplets on which the networks (each at its best point) and pixel L2 disagree, with
-    the choice of each and the answer."""
+def disagreements(cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int = 0, limit: int = 3) -> list:
+    """Per split, up to ``limit`` 2AFC triplets on which the loss networks (each at its best
+    point) disagree, with the choice of each (and of pixel L2) and the answer."""
     from IPython.display import Markdown
 
     from .datasets import equal_mse_2afc, severity_2afc
@@ -243,11 +254,14 @@ def disagreements(cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int 
     for split in decisions[0]:
         data = sets[split]
         choices = torch.stack([d[split] for d in decisions])  # networks x triplets: True = p0 nearer
-        disputed = (choices.any(0) & ~choices.all(0)).nonzero().flatten()[:limit]
+        networks = torch.tensor([t != "baseline" for t in titles])
+        disputed = (choices[networks].any(0) & ~choices[networks].all(0)).nonzero().flatten()[:limit]
         t = data.tensors()
         for i in disputed.tolist():
             answer = "p1" if ref["judge"][split][i] > 0.5 else "p0"
-            said = ", ".join(f"{name}: {'p0' if c else 'p1'}" for name, c in zip(titles, choices[:, i].tolist()))
+            said = ", ".join(f"{'pixel L2' if name == 'baseline' else name}: {'p0' if c else 'p1'}"
+                             + (" ✓" if ('p0' if c else 'p1') == answer else " ✗")
+                             for name, c in zip(titles, choices[:, i].tolist()))
             out.append(image_grid([t["ref"][i], t["p0"][i], t["p1"][i]], ["reference", "p0", "p1"], height=96))
             out.append(Markdown(f"*{split}* triplet {i}: closer by construction **{answer}**; {said}"))
     return out or [Markdown("The networks agree on every triplet.")]

@@ -105,7 +105,7 @@ ROWS: tuple[Deviation, ...] = (
     Deviation("autoencoding", "val_fraction", "early stopping", "20% of the training set", 0.2, "same; offline none"),
     Deviation("autoencoding", "eval_every", "-", "every epoch", 1, "same; offline none"),
     Deviation("autoencoding", "patience", "patience 10", "max(10, epochs / 20)", 10, "same; offline none"),
-    Deviation("autoencoding", "probe_epochs", "-", "<= 500", 500, "same; offline 60, full batch"),
+    Deviation("autoencoding", "probe_epochs", "-", "<= 500", 500, "same; offline 40, full batch"),
     Deviation("autoencoding", "probe_batch", "-", "256", 256, "same; offline full batch"),
     Deviation("autoencoding", "probe_lr", "-", "Adam default 1e-3", 1e-3, "same; offline 1e-2 (full batch)"),
     Deviation("autoencoding", "probe_patience", "-", "25", 25, "same; offline 10"),

@@ -105,15 +105,16 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
             old = nbformat.read(out, as_version=4)
             if old.metadata.get("dpl", {}).get("inputs") == key and not error_outputs(old):
                 continue
-        tmp = chapters / f".{name}.{os.getpid()}.tmp.ipynb"
+        scratch = book_dir / "_build" / "executing" / f"{name}.ipynb"  # outside the book's sources
+        scratch.parent.mkdir(parents=True, exist_ok=True)
         try:
-            pm.execute_notebook(str(ANALYSIS / source), str(tmp), kernel_name="python3", progress_bar=progress,
+            pm.execute_notebook(str(ANALYSIS / source), str(scratch), kernel_name="python3", progress_bar=progress,
                                 parameters={"results_dir": str(results_dir.resolve()),
                                             "table_path": str(table_path.resolve()), **extra},
                                 cwd=str(REPO))
         except Exception as err:
-            raise DplError(f"chapter {name} ({source}) failed; the executed notebook is {tmp}: {err}") from err
-        nb = nbformat.read(tmp, as_version=4)
+            raise DplError(f"chapter {name} ({source}) failed; the executed notebook is {scratch}: {err}") from err
+        nb = nbformat.read(scratch, as_version=4)
         errors = error_outputs(nb)
         if errors:
             raise DplError(f"chapter {name} has error outputs: {errors[:3]}")
@@ -125,7 +126,7 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
         nb.metadata["dpl"] = {"inputs": key, "results_dir": str(results_dir)}
         atomic_write(out, lambda path: nbformat.write(nb, path))
-        tmp.unlink()
+        scratch.unlink()
         executed.append(name)
     return executed
 

@@ -119,7 +119,7 @@ def test_findings_state_only_what_exceeds_the_noise():
     lines = analysis.findings(strong, analysis.seed_summary(strong), table)
     assert any("later points score lower" in line for line in lines)
     assert any("ImageNet weights score higher" in line for line in lines)
-    assert all("CIFAR-10" in line for line in lines if line.startswith("b:"))  # stand-ins named
+    assert all("stand-ins: net0; CIFAR-10; offline budget" in line for line in lines if line.startswith("b:"))
     assert any("Cannot speak to" in line for line in lines)
     null = _scores(3, depth_effect=0.0, noise=0.2, weights=("imagenet", "random"), seeds=range(6), seed=3)
     quiet = analysis.findings(null, analysis.seed_summary(null), table)
@@ -138,7 +138,7 @@ def test_learning_thresholds_compare_controls_with_answers_needing_no_learning()
                           "split": "set5", "value": 26.0}])
     checks = analysis.learning_thresholds(pd.DataFrame(rows), refs).set_index("check")
     assert not checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "met"]  # seed 1: 28.0 < 28.2
-    assert checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "worst seed"] == 28.0
+    assert checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "worst"] == 28.0
     assert not checks.loc["BCE baseline quality >= 0.15", "met"]
 
 

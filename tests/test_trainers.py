@@ -111,7 +111,8 @@ def test_the_warm_start_is_made_once_and_shared(tmp_path, monkeypatch):
     task, _ = autoencoding.make_task(config, config.settings(), torch.device("cpu"))
     first = points.warm_start(config, config.settings(), task, torch.device("cpu"), False)
     second = points.warm_start(config, config.settings(), task, torch.device("cpu"), False)
-    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert all(torch.equal(first["model"][k], second["model"][k]) for k in first["model"])
+    assert first["optimizer"]["state"]  # the optimiser's moments come along
 
 
 def test_sr_lpips_metric_when_alexnet_weights_are_cached(tmp_path, monkeypatch):

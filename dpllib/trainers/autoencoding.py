@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import CellConfig
+from ..config import BASELINE, CellConfig
 from ..datasets import autoencoder_dataset
 from ..errors import DplError
 from ..results import row
@@ -170,7 +170,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
         return rows, {"reconstruction": to_uint8(recon[:8])}
 
     references = []
-    if s["pca_reference"]:
+    if s["pca_reference"] and cfg.network == BASELINE:  # once per seed: the baseline cell
         pca_train, pca_test = pca_embeddings(probe_x, test_x, seed=cfg.seed)
         references = [{"method": "PCA-64 of the pixels", **{k: r[k] for k in ("metric", "split", "value")}}
                       for r in probe_rows(None, "pca", pca_train, probe_y, pca_test, test_y, s, cfg.seed)]

@@ -100,9 +100,12 @@ def _trainee(task: Task, losses: PointLosses | None, point: str | None, alias: s
              initial: dict | None, device: torch.device) -> Trainee:
     torch.manual_seed(seed)
     model = task.new_model().to(device)
-    if initial is not None:
-        model.load_state_dict(initial)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=device.type == "cuda")
+    if initial is not None:  # the warm start's weights and optimiser state: training continues smoothly
+        model.load_state_dict(initial["model"])
+        optimizer.load_state_dict(initial["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
     def train_step(batch: dict) -> float:
         model.train()
@@ -139,9 +142,10 @@ def _sampler(task: Task, losses: PointLosses | None, settings: dict, seed: int) 
 
 def warm_start(cfg: CellConfig, settings: dict, task: Task, device: torch.device, progress: bool) -> dict | None:
     """The state every model of the cell starts from: None, or (``warm_steps`` > 0) a model
-    trained that many steps with the baseline loss. It is made once per benchmark, data set,
-    seed and settings (under a lock, kept in ``DPL_CACHE/warm_start``), so the cells of a seed
-    share it and the baseline continues from it like every loss network."""
+    trained that many steps with the baseline loss, with its optimiser state ({model,
+    optimizer}). It is made once per benchmark, data set, seed and settings (under a lock, kept
+    in ``DPL_CACHE/warm_start``), so the cells of a seed share it and the baseline continues
+    from it like every loss network."""
     steps = settings.get("warm_steps") or 0
     if not steps:
         return None
@@ -156,7 +160,8 @@ def warm_start(cfg: CellConfig, settings: dict, task: Task, device: torch.device
             trainee = _trainee(task, None, None, "warm start", cfg.seed + 1_000_003, settings["lr"], None, device)
             fit([trainee], batch_at, steps, f"{cfg.benchmark} warm start", progress=progress,
                 checkpoint=FitCheckpoint(path.with_suffix(".fit.pt")), resumables=resumables)
-            atomic_write(path, lambda tmp: torch.save(trainee.model.state_dict(), tmp))
+            state = {"model": trainee.model.state_dict(), "optimizer": trainee.optimizer.state_dict()}
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
             path.with_suffix(".fit.pt").unlink(missing_ok=True)
     return torch.load(path, map_location=device, weights_only=True)
 

@@ -108,6 +108,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
     train, val, test_set = (MassRoads(split, cfg.data_root, size=s["size"], seed=cfg.seed)
                             for split in ("train", "val", "test"))
     pos_weight = torch.tensor(float(s["pos_weight"]), device=device)
+    train.images, train.masks = train.images.to(device), train.masks.to(device)  # resident: crops on the device
 
     def sample(order, generator) -> dict:
         image, mask = train.crops(order(), s["crop"], generator, device)
@@ -159,13 +160,22 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
 EXAMPLE_SIZE = 384  # pixels of the example region at the original resolution
 
 
+def example_window(data: MassRoads) -> tuple[int, int]:
+    """(top, left) of the 384 x 384 region of the first test image with the most road pixels
+    inside the imaged area (the example shown in figures)."""
+    seen = (data.full_masks[0, 0] & data.full_imaged[0, 0]).float()[None, None]
+    counts = F.avg_pool2d(seen, EXAMPLE_SIZE, stride=EXAMPLE_SIZE // 4)[0, 0]
+    row, col = divmod(int(counts.argmax()), counts.shape[1])
+    return row * (EXAMPLE_SIZE // 4), col * (EXAMPLE_SIZE // 4)
+
+
 def example_region(images: torch.Tensor, data: MassRoads) -> torch.Tensor:
-    """The example region of the first test image (the centre 384 x 384 pixels at the original
-    resolution; images of the working resolution are scaled to it first), as uint8."""
+    """The example region (:func:`example_window`) of the first test image, from an image of the
+    working or the original resolution, as uint8."""
     full = data.full_masks.shape[-2:]
     if images.shape[-2:] != full:
         images = F.interpolate(images.float(), size=full, mode="bilinear", align_corners=False)
-    top, left = (full[0] - EXAMPLE_SIZE) // 2, (full[1] - EXAMPLE_SIZE) // 2
+    top, left = example_window(data)
     return to_uint8(images[0, :, top:top + EXAMPLE_SIZE, left:left + EXAMPLE_SIZE].float())
 
 
