@@ -229,31 +229,31 @@ def accuracy_correlation(summary: pd.DataFrame, weights: str = "imagenet", n_boo
 def variance_shares(score_frame: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
     """Per benchmark: nested ANOVA of the score, point within network, seeds as the residual:
     each source's share of the sum of squares and the F-tests of network and point against the
-    seed noise (NaN with one seed)."""
-    import statsmodels.api as sm
-    import statsmodels.formula.api as smf
-
+    seed noise (NaN with one seed). Networks may have different points."""
     rows = []
     cols = ["benchmark", "network", "point_within_network", "seed", "p_network", "p_point", "networks", "rows"]
     for bench, sub in loss_networks(score_frame, weights).groupby("benchmark"):
-        sub = sub.dropna(subset=["alias"])
-        nets = sub["network"].nunique()
-        if sub["alias"].nunique() < 2 or len(sub) < 4:
+        sub = sub.dropna(subset=["alias", "score"])
+        nets, cells = sub["network"].nunique(), sub.groupby(["network", "alias"]).ngroups
+        if cells <= nets or len(sub) < 4:
             rows.append(dict(zip(cols, [bench] + [np.nan] * 5 + [nets, len(sub)])))
             continue
-        formula = "score ~ C(network) + C(network):C(alias)" if nets > 1 else "score ~ C(alias)"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table = sm.stats.anova_lm(smf.ols(formula, sub).fit(), typ=1)
-        total = table["sum_sq"].sum()
-        point_row = "C(network):C(alias)" if nets > 1 else "C(alias)"
-        has_noise = table.loc["Residual", "df"] > 0
-        rows.append({"benchmark": bench,
-                     "network": table.loc["C(network)", "sum_sq"] / total if nets > 1 else 0.0,
-                     "point_within_network": table.loc[point_row, "sum_sq"] / total,
-                     "seed": table.loc["Residual", "sum_sq"] / total,
-                     "p_network": table.loc["C(network)", "PR(>F)"] if nets > 1 and has_noise else np.nan,
-                     "p_point": table.loc[point_row, "PR(>F)"] if has_noise else np.nan,
+        y = sub["score"].to_numpy()
+        net_mean = sub.groupby("network")["score"].transform("mean").to_numpy()
+        cell_mean = sub.groupby(["network", "alias"])["score"].transform("mean").to_numpy()
+        ss = {"network": ((net_mean - y.mean()) ** 2).sum(), "point_within_network": ((cell_mean - net_mean) ** 2).sum(),
+              "seed": ((y - cell_mean) ** 2).sum()}
+        df = {"network": nets - 1, "point_within_network": cells - nets, "seed": len(y) - cells}
+        total = sum(ss.values())
+
+        def p_value(source: str) -> float:
+            if df["seed"] == 0 or df[source] == 0 or ss["seed"] == 0:
+                return np.nan
+            f = (ss[source] / df[source]) / (ss["seed"] / df["seed"])
+            return float(stats.f.sf(f, df[source], df["seed"]))
+
+        rows.append({"benchmark": bench, **{k: v / total for k, v in ss.items()},
+                     "p_network": p_value("network"), "p_point": p_value("point_within_network"),
                      "networks": nets, "rows": len(sub)})
     return pd.DataFrame(rows, columns=cols)
 
@@ -483,10 +483,9 @@ def reference_table(table: pd.DataFrame) -> pd.DataFrame:
             ours, status = float(same["value"].mean()) * scale, "same configuration"
         else:
             ran = ok[ok["benchmark"] == bench]
-            status = ("not comparable: this run used " + ", ".join(sorted(set(ran["dataset"]) | set(ran["budget"])))
-                      + f" where the figure needs {dataset}, {budget} budget" if len(ran) else "not run here")
+            status = f"not comparable (needs {dataset}, {budget} budget)" if len(ran) else "not run here"
             ours = np.nan
-        rows.append({"benchmark": bench, "network": network, "point": point or "-", "metric": metric, "split": split,
+        rows.append({"benchmark": bench, "network": network, "point": point or "-", "measure": f"{metric} {split}",
                      "figure": value, "source": source, "this run": ours, "status": status})
     return pd.DataFrame(rows)
 
@@ -515,7 +514,8 @@ def stand_ins_of(table: pd.DataFrame, benchmark: str) -> str:
 
 
 def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
-    """One line: weights, data, budget and seeds behind a table or figure."""
+    """One line: weights, data, budget, seeds and the dpllib code version(s) behind a table or
+    figure; cells from other code than this checkout's are counted."""
     sub = table if benchmark is None else table[table["benchmark"] == benchmark]
     if sub.empty:
         return "no results"
@@ -524,7 +524,17 @@ def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
     data = ", ".join(DATA_KIND.get(d, d) for d in sorted(sub["dataset"].dropna().unique()))
     budget = ", ".join(sorted(sub["budget"].dropna().unique()))
     seeds = sorted(int(s) for s in sub["seed"].dropna().unique())
-    return f"networks: {', '.join(nets)} ({weights}) | data: {data} | budget: {budget} | seeds: {seeds}"
+    line = f"networks: {', '.join(nets)} ({weights}) | data: {data} | budget: {budget} | seeds: {seeds}"
+    if "code_version" not in sub:
+        return line
+    from .results import code_version
+
+    line += f" | dpllib code: {', '.join(sorted(sub['code_version'].dropna().unique()))}"
+    stale = sub.loc[sub["code_version"] != code_version(), "cell_id"].nunique()
+    if stale:
+        line += (f" ({stale} cell{'s' if stale > 1 else ''} ran on other code than this checkout's {code_version()}: "
+                 "`dpl run PRESET --rerun-stale` reruns them)")
+    return line
 
 
 # --------------------------------------------------------------------------- tables for reading

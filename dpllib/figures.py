@@ -180,6 +180,11 @@ def rows_table(record: dict) -> pd.DataFrame:
     return frame[["alias", "metric", "split", "value"]].rename(columns={"alias": "point"}) if not frame.empty else frame
 
 
+# the example a trained point records, per benchmark (the rest is in the cell's "reference")
+OUTPUT_KEY = {"super_resolution": "sr", "segmentation": "prediction", "autoencoding": "reconstruction",
+              "similarity": "decisions"}
+
+
 def show_cell(record: dict, examples: dict) -> None:
     """Display one benchmark cell's figures: its example images per point and its loss curves."""
     from IPython.display import display
@@ -192,16 +197,20 @@ def show_cell(record: dict, examples: dict) -> None:
         for metric, title in (("2afc", "uncalibrated"), ("2afc_lin", "lin-calibrated")):
             if metric in metrics:
                 display(split_bars(record, metric, f"2AFC per split, {title}"))
+    ref = examples.get("reference", {})
+    key = OUTPUT_KEY[bench]
     for alias, ex in examples.items():
+        if key not in ex:  # the shared reference entry
+            continue
+        title = f"{short_name(network)} {alias}" if alias != "baseline" else "baseline"
         if bench == "super_resolution":
-            display(image_grid([ex["lr"], ex["bicubic"], ex["sr"], ex["hr"]],
-                               ["LR input", "bicubic", f"{network} {alias}", "HR"]))
+            display(image_grid([ref["bicubic"], ex["sr"], ref["hr"]], ["bicubic", title, "HR"]))
         elif bench == "segmentation":
-            display(image_grid([ex["image"][0], ex["mask"][0], ex["prediction"][0]],
-                               ["image", "road mask", f"{network} {alias}: prediction"]))
+            display(image_grid([ref["image"], overlay(ref["image"], ref["mask"], ex["prediction"], ref.get("imaged"))],
+                               ["aerial image", title]))
         elif bench == "autoencoding":
-            n = len(ex["original"])
-            display(image_grid(list(ex["original"]) + list(ex["reconstruction"]), ["original"] * n + [alias] * n,
+            n = len(ref["original"])
+            display(image_grid(list(ref["original"]) + list(ex["reconstruction"]), ["original"] * n + [title] * n,
                                height=64))
     if record.get("loss_curve"):
         display(loss_curve(record))
@@ -213,9 +222,7 @@ def chapter_images(benchmark: str, cells: list[tuple[dict, dict]], best: pd.Data
     the 2AFC triplets the networks disagree on. Returns displayable objects."""
     from IPython.display import Markdown
 
-    key = {"super_resolution": "sr", "segmentation": "prediction", "autoencoding": "reconstruction",
-           "similarity": "decisions"}[benchmark]
-    images, titles, ref = best_point_examples(cells, best, benchmark, key, seed)
+    images, titles, ref = best_point_examples(cells, best, benchmark, OUTPUT_KEY[benchmark], seed)
     if not images:
         return [Markdown("No examples were recorded.")]
     if benchmark == "super_resolution":

@@ -94,7 +94,10 @@ def _imagenet(name: str) -> nn.Module:
         # (DenseNet's legacy keys), aux heads and transform_input are what "imagenet" means
         import torchvision
 
-        return torchvision.models.get_model(arch, weights=w)
+        model = torchvision.models.get_model(arch, weights=w)
+        if arch == "inception_v3":  # its builder keeps the aux head (googlenet's drops it); the
+            model.aux_logits, model.AuxLogits = False, None  # loss never uses it: drop it as the builder would
+        return model
     import timm
 
     cfg = timm.models.get_pretrained_cfg(arch)

@@ -83,6 +83,24 @@ def test_variance_shares_nest_points_in_networks_with_seeds_as_residual():
     assert np.isnan(one_seed["p_point"])
 
 
+def test_variance_shares_match_statsmodels_and_allow_different_points_per_network():
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    frame = _scores(3, net_effect=0.3, depth_effect=-1.0, noise=0.2, seeds=(0, 1, 2))
+    ours = analysis.variance_shares(frame).iloc[0]
+    ref = sm.stats.anova_lm(smf.ols("score ~ C(network) + C(network):C(alias)", frame).fit(), typ=1)
+    total = ref["sum_sq"].sum()
+    assert ours["network"] == pytest.approx(ref.loc["C(network)", "sum_sq"] / total)
+    assert ours["seed"] == pytest.approx(ref.loc["Residual", "sum_sq"] / total)
+    assert ours["p_network"] == pytest.approx(ref.loc["C(network)", "PR(>F)"])
+    assert ours["p_point"] == pytest.approx(ref.loc["C(network):C(alias)", "PR(>F)"])
+    # the study's networks name their points differently (relu2_2, layer1, ...)
+    renamed = frame.assign(alias=frame["network"] + "/" + frame["alias"])
+    assert analysis.variance_shares(renamed).iloc[0][["network", "point_within_network", "seed", "p_point"]].tolist() \
+        == pytest.approx(ours[["network", "point_within_network", "seed", "p_point"]].tolist())
+
+
 def test_pretrained_vs_random_pairs_within_networks():
     one = analysis.pretrained_vs_random(_scores(1, weights=("imagenet", "random"), random_shift=-0.5)).iloc[0]
     assert one["mean_difference"] == pytest.approx(0.5, abs=0.02) and one["ci_low"] > 0
@@ -157,3 +175,14 @@ def test_readable_tables():
     html = analysis.readable(pd.DataFrame({"a_b": [1.23456, np.nan], "flag": [True, False]})).data
     assert "1.23" in html and "1.2346" not in html and "–" in html and "not computed" in html
     assert "a b" in html and "yes" in html and "<th></th>" not in html  # no index column
+
+
+def test_provenance_names_the_code_and_counts_stale_cells():
+    from dpllib.results import code_version
+
+    table = pd.DataFrame({"cell_id": ["a", "a", "b"], "benchmark": "similarity", "network": ["lite", "lite", "baseline"],
+                          "weights": ["imagenet", "imagenet", "none"], "dataset": "equal_mse", "budget": "offline",
+                          "seed": 0, "code_version": [code_version(), code_version(), "0123456789ab"]})
+    line = analysis.provenance(table)
+    assert "budget: offline" in line and "0123456789ab" in line and "(1 cell ran on other code" in line
+    assert "other code" not in analysis.provenance(table.iloc[:2])

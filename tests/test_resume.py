@@ -20,7 +20,14 @@ pytestmark = pytest.mark.usefixtures("data_env")
 CELL = ("from dpllib.trainers import run_notebook_cell\n"
         "run_notebook_cell('autoencoding', network='efficientnet_lite0', points=['stem', 'stage1'],\n"
         "    weights='imagenet', dataset='cifar10', device='cpu', output_dir={out!r}, progress=False,\n"
-        "    overrides={{'steps': 40, 'train_limit': 200, 'test_limit': 100, 'probe_epochs': 5}})\n")
+        "    overrides={{'steps': 60, 'train_limit': 200, 'test_limit': 100, 'probe_epochs': 5}})\n")
+
+
+def _saved_step(path) -> int:
+    try:
+        return torch.load(path, weights_only=False)["step"]
+    except FileNotFoundError:  # removed between the check and the read: the fit ended
+        return -1
 
 
 def _start(out, **env):
@@ -39,10 +46,11 @@ def test_a_killed_cell_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
     out = tmp_path / "killed"
     proc = _start(out, DPL_CHECKPOINT_SECONDS="0")
-    fit_file = out / "autoencoding" / f"{expected['cell_id']}.ckpt" / "stem+stage1.fit.pt"  # both points, lockstep
+    fit_file = out / "autoencoding" / f"{expected['cell_id']}.ckpt" / "stem_stage1.fit.pt"  # both points, lockstep
     deadline = time.time() + 600
-    while time.time() < deadline and not (fit_file.exists() and torch.load(fit_file, weights_only=False)["step"] >= 10):
-        time.sleep(0.2)
+    # any step past the first will do: on a fast machine the whole fit takes about a second
+    while time.time() < deadline and proc.poll() is None and not (fit_file.exists() and _saved_step(fit_file) >= 3):
+        time.sleep(0.02)
     assert fit_file.exists(), proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "no checkpoint"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -51,6 +59,6 @@ def test_a_killed_cell_resumes_and_matches_an_uninterrupted_run(tmp_path):
     again = _start(out)
     assert again.wait(timeout=600) == 0, again.stdout.read().decode()[-3000:]
     record = read_record(out / "autoencoding" / f"{expected['cell_id']}.json")
-    assert record["resumed_at"]["stem"] == record["resumed_at"]["stage1"] >= 10  # resumed, not restarted
+    assert record["resumed_at"]["stem"] == record["resumed_at"]["stage1"] >= 3  # resumed, not restarted
     assert record["rows"] == expected["rows"]
     assert json.dumps(record["loss_curve"]) == json.dumps(expected["loss_curve"])

@@ -147,7 +147,7 @@ def _reference(record, method, metric, split):
 @pytest.mark.slow
 def test_sr_baseline_is_no_worse_than_bicubic():
     rec, _ = super_resolution.run(cfg("super_resolution", network="baseline", points=[],
-                                      overrides={"steps": 30, "eval_every": 10, "warm_steps": 0}), progress=False)
+                                      overrides={"steps": 30, "eval_every": 10, "warm_steps": 0, "lr": 1e-4}), progress=False)
     assert _value(rec, "psnr", "set5") >= _reference(rec, "bicubic", "psnr", "set5") - 0.5
     assert _value(rec, "psnr", "set5") > _reference(rec, "nearest", "psnr", "set5")
 
