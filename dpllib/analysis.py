@@ -229,7 +229,8 @@ def accuracy_correlation(summary: pd.DataFrame, weights: str = "imagenet", n_boo
 def variance_shares(score_frame: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
     """Per benchmark: nested ANOVA of the score, point within network, seeds as the residual:
     each source's share of the sum of squares and the F-tests of network and point against the
-    seed noise (NaN with one seed). Networks may have different points."""
+    seed noise (NaN with one seed; 0 where seeds agree exactly, as a deterministic measure's
+    do). Networks may have different points."""
     rows = []
     cols = ["benchmark", "network", "point_within_network", "seed", "p_network", "p_point", "networks", "rows"]
     for bench, sub in loss_networks(score_frame, weights).groupby("benchmark"):
@@ -247,8 +248,10 @@ def variance_shares(score_frame: pd.DataFrame, weights: str = "imagenet") -> pd.
         total = sum(ss.values())
 
         def p_value(source: str) -> float:
-            if df["seed"] == 0 or df[source] == 0 or ss["seed"] == 0:
+            if df["seed"] == 0 or df[source] == 0 or ss[source] == 0:
                 return np.nan
+            if ss["seed"] == 0:  # seeds agree exactly (a deterministic measure): any difference is real
+                return 0.0
             f = (ss[source] / df[source]) / (ss["seed"] / df["seed"])
             return float(stats.f.sf(f, df[source], df["seed"]))
 
@@ -423,7 +426,11 @@ def findings(score_frame: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFra
     naming its stand-ins; then the study's claims this run cannot speak to, and why."""
     lines = []
     stand_ins = {b: "stand-ins: " + stand_ins_of(table, b) for b in score_frame["benchmark"].unique()}
-    for _, r in variance_shares(score_frame).dropna(subset=["p_point"]).iterrows():
+    for _, r in variance_shares(score_frame).iterrows():
+        if r["p_network"] < 1 - LEVEL:
+            lines.append(f"{r['benchmark']}: the network explains {r['network']:.0%} of the score variation "
+                         f"(nested ANOVA, network effect p = {r['p_network']:.2g} against the seed noise) "
+                         f"[{stand_ins[r['benchmark']]}].")
         if r["p_point"] < 1 - LEVEL:
             bigger = "more" if r["point_within_network"] > r["network"] else "less"
             lines.append(f"{r['benchmark']}: the extraction point explains {r['point_within_network']:.0%} of the score "

@@ -81,6 +81,8 @@ def test_variance_shares_nest_points_in_networks_with_seeds_as_residual():
     assert out[["network", "point_within_network", "seed"]].sum() == pytest.approx(1.0)
     one_seed = analysis.variance_shares(_scores(3, seeds=(0,))).iloc[0]
     assert np.isnan(one_seed["p_point"])
+    exact = analysis.variance_shares(_scores(3, noise=0.0)).iloc[0]  # seeds agree: nothing to test against
+    assert exact["p_point"] == 0.0 and np.isnan(exact["p_network"])  # points differ, networks do not
 
 
 def test_variance_shares_match_statsmodels_and_allow_different_points_per_network():
@@ -133,15 +135,16 @@ def test_seed_agreement_and_noise():
 def test_findings_state_only_what_exceeds_the_noise():
     table = pd.DataFrame({"benchmark": ["b"], "network": ["net0"], "weights": ["imagenet"], "dataset": ["cifar10"],
                           "budget": ["offline"], "seed": [0]})
-    strong = _scores(3, depth_effect=-1.0, weights=("imagenet", "random"), random_shift=-0.5)
+    strong = _scores(3, net_effect=1.0, depth_effect=-1.0, weights=("imagenet", "random"), random_shift=-0.5)
     lines = analysis.findings(strong, analysis.seed_summary(strong), table)
     assert any("later points score lower" in line for line in lines)
+    assert any("the network explains" in line for line in lines)
     assert any("ImageNet weights score higher" in line for line in lines)
     assert all("stand-ins: net0; CIFAR-10; offline budget" in line for line in lines if line.startswith("b:"))
     assert any("Cannot speak to" in line for line in lines)
     null = _scores(3, depth_effect=0.0, noise=0.2, weights=("imagenet", "random"), seeds=range(6), seed=3)
     quiet = analysis.findings(null, analysis.seed_summary(null), table)
-    assert not any("later points" in line or "weights score higher" in line for line in quiet)
+    assert not any(claim in line for line in quiet for claim in ("later points", "weights score higher", "explains"))
 
 
 def test_learning_thresholds_compare_controls_with_answers_needing_no_learning():
