@@ -229,8 +229,9 @@ def accuracy_correlation(summary: pd.DataFrame, weights: str = "imagenet", n_boo
 def variance_shares(score_frame: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
     """Per benchmark: nested ANOVA of the score, point within network, seeds as the residual:
     each source's share of the sum of squares and the F-tests of network and point against the
-    seed noise (NaN with one seed; 0 where seeds agree exactly, as a deterministic measure's
-    do). Networks may have different points."""
+    seed noise: NaN with one seed, and where the seeds agree exactly (a measure that the seed
+    does not change, such as an untrained distance, has no seed noise to be judged against).
+    Networks may have different points."""
     rows = []
     cols = ["benchmark", "network", "point_within_network", "seed", "p_network", "p_point", "networks", "rows"]
     for bench, sub in loss_networks(score_frame, weights).groupby("benchmark"):
@@ -248,10 +249,8 @@ def variance_shares(score_frame: pd.DataFrame, weights: str = "imagenet") -> pd.
         total = sum(ss.values())
 
         def p_value(source: str) -> float:
-            if df["seed"] == 0 or df[source] == 0 or ss[source] == 0:
+            if df["seed"] == 0 or df[source] == 0 or ss["seed"] == 0:
                 return np.nan
-            if ss["seed"] == 0:  # seeds agree exactly (a deterministic measure): any difference is real
-                return 0.0
             f = (ss[source] / df[source]) / (ss["seed"] / df["seed"])
             return float(stats.f.sf(f, df[source], df["seed"]))
 

@@ -82,7 +82,7 @@ def test_variance_shares_nest_points_in_networks_with_seeds_as_residual():
     one_seed = analysis.variance_shares(_scores(3, seeds=(0,))).iloc[0]
     assert np.isnan(one_seed["p_point"])
     exact = analysis.variance_shares(_scores(3, noise=0.0)).iloc[0]  # seeds agree: nothing to test against
-    assert exact["p_point"] == 0.0 and np.isnan(exact["p_network"])  # points differ, networks do not
+    assert exact["point_within_network"] == pytest.approx(1.0) and np.isnan(exact["p_point"])
 
 
 def test_variance_shares_match_statsmodels_and_allow_different_points_per_network():
