@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sequential", action="store_true", help="one point at a time (not in lockstep)")
     parser.add_argument("--name", help="file name under dpllib/presets/step_costs (default: the device kind)")
+    parser.add_argument("--out", help="write the JSON here instead (not shipped with the package)")
     args = parser.parse_args()
     networks = args.networks or [e["network"] for e in load_preset("paper")["networks"]] + ["baseline"]
     mode = "sequential" if args.sequential else "lockstep"
@@ -74,9 +75,11 @@ def main() -> None:
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     env = environment()
     kind = "cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
-    out = Path(__file__).resolve().parents[1] / "dpllib" / "presets" / "step_costs" / f"{args.name or kind}.json"
+    out = Path(args.out) if args.out else \
+        Path(__file__).resolve().parents[1] / "dpllib" / "presets" / "step_costs" / f"{args.name or kind}.json"
+    where = "CUDA" if kind == "cuda" else f"CPU, {env['threads']} threads"
     out.write_text(json.dumps({
-        "device": f"{env['device_name']} ({'CUDA' if kind == 'cuda' else f'CPU, {env['threads']} threads'})",
+        "device": f"{env['device_name']} ({where})",
         "torch": env["torch"], "measured": time.strftime("%Y-%m-%d"), "commit": (env["git_commit"] or "?")[:7],
         "mode": f"{mode}, median of {STEPS} steps, per training" + (" (a lockstep step / 4)" if mode == "lockstep" else ""),
         "command": "benchmarks/step_cost.py", "seconds_per_step": costs}, indent=1))

@@ -62,6 +62,18 @@ def test_shipped_presets_expand():
     assert "super_resolution" in text and "200000" in text
 
 
+def test_step_cost_script_feeds_the_dry_run(tmp_path, data_env):
+    """benchmarks/step_cost.py measures (here: the baseline's autoencoding step on the CPU) and
+    its file turns into hours in the dry-run."""
+    out = tmp_path / "cpu_test.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "step_cost.py"), "--networks", "baseline",
+                    "--benchmarks", "autoencoding", "--device", "cpu", "--out", str(out)], check=True, cwd=tmp_path)
+    measured = json.loads(out.read_text())
+    assert measured["seconds_per_step"]["autoencoding/baseline"] > 0 and "CPU" in measured["device"]
+    text = grid.estimate(grid.load_preset("paper"), {"cpu_test": measured})
+    assert "cpu_test: " in text and "not measured" in text  # the loss networks were not measured here
+
+
 def test_run_resume_and_status(tmp_path):
     preset = grid.load_preset(str(write_preset(tmp_path)))
     out = tmp_path / "results"
