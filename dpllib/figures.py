@@ -42,15 +42,19 @@ def image_grid(images: list[torch.Tensor], titles: list[str] | None = None, heig
     return HTML("<div>" + "".join(cells) + "</div>")
 
 
+def training_losses(record: dict) -> dict[str, list[float]]:
+    """A record's training loss per step, per model: {alias: [...]} (a similarity cell records
+    one list, its lin calibration's)."""
+    curves = record.get("loss_curve") or {}
+    return curves if isinstance(curves, dict) else {"lin calibration": curves}
+
+
 def loss_curve(record: dict):
     """Line chart of the training loss per step (one line per point when the cell trained several)."""
     import altair as alt
 
-    curves = record.get("loss_curve") or []
-    if not isinstance(curves, dict):
-        curves = {"loss": curves}
     frame = pd.DataFrame([{"step": i + 1, "loss": v, "point": alias}
-                          for alias, curve in curves.items() for i, v in enumerate(curve)])
+                          for alias, curve in training_losses(record).items() for i, v in enumerate(curve)])
     if frame.empty:
         frame = pd.DataFrame({"step": [], "loss": [], "point": []})
     return alt.Chart(frame, title="training loss").mark_line().encode(
@@ -95,9 +99,8 @@ def learning_curves(record: dict, title: str):
         frame = pd.DataFrame([{"step": s, "value": v, "model": a} for a, c in curves.items() for s, v in c])
         y = "validation score"
     else:
-        losses = record.get("loss_curve") or {}
-        losses = losses if isinstance(losses, dict) else {"lin calibration": losses}
-        frame = pd.DataFrame([{"step": i + 1, "value": v, "model": a} for a, c in losses.items() for i, v in enumerate(c)])
+        frame = pd.DataFrame([{"step": i + 1, "value": v, "model": a}
+                              for a, c in training_losses(record).items() for i, v in enumerate(c)])
         y = "training loss"
     return alt.Chart(frame, title=title).mark_line(point=bool(curves)).encode(
         x="step:Q", y=alt.Y("value:Q", title=y, scale=alt.Scale(zero=False)), color="model:N").properties(width=420, height=180)
@@ -266,9 +269,9 @@ def disagreements(cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int 
         t = data.tensors()
         for i in disputed.tolist():
             answer = "p1" if ref["judge"][split][i] > 0.5 else "p0"
-            said = ", ".join(f"{'pixel L2' if name == 'baseline' else name}: {'p0' if c else 'p1'}"
-                             + (" ✓" if ('p0' if c else 'p1') == answer else " ✗")
-                             for name, c in zip(titles, choices[:, i].tolist()))
+            picks = {"pixel L2" if name == "baseline" else name: "p0" if c else "p1"
+                     for name, c in zip(titles, choices[:, i].tolist())}
+            said = ", ".join(f"{name}: {pick} {'✓' if pick == answer else '✗'}" for name, pick in picks.items())
             out.append(image_grid([t["ref"][i], t["p0"][i], t["p1"][i]], ["reference", "p0", "p1"], height=96))
             out.append(Markdown(f"*{split}* triplet {i}: closer by construction **{answer}**; {said}"))
     return out or [Markdown("The networks agree on every triplet.")]
