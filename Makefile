@@ -37,10 +37,10 @@ browser:
 	  else echo "the browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 bench-loss: $(STAMP)
-	$(PY) benchmarks/loss_speed.py
+	$(PY) -m dpllib.cli bench loss_speed
 
 bench-data: $(STAMP)
-	$(PY) benchmarks/data_speed.py
+	$(PY) -m dpllib.cli bench data_speed
 
 bench-steps: $(STAMP)
-	$(PY) benchmarks/step_cost.py
+	$(PY) -m dpllib.cli bench step_cost

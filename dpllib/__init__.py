@@ -7,7 +7,7 @@
 
 from .errors import DplError, UnavailableError
 from .features import FeatureExtractor
-from .loss import PerceptualLoss, feature_distance_map, normalization_constants, perceptual_distance
+from .loss import PerceptualLoss, feature_distance, feature_distance_map, normalization_constants, perceptual_distance
 from .networks import (
     ExtractionPoint,
     NetworkInfo,
@@ -28,6 +28,7 @@ __all__ = [
     "PerceptualLoss",
     "UnavailableError",
     "extraction_points",
+    "feature_distance",
     "feature_distance_map",
     "list_networks",
     "load_network",

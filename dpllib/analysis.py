@@ -1,10 +1,12 @@
-"""The statistics the book's chapters call, each testable on a table with a known answer.
+"""The statistics the book's chapters call: pure functions on tables, each testable on a table
+with a known answer. (The sentences and tables the book makes of them: :mod:`dpllib.narrative`.)
 
 Input: the tidy table of :func:`dpllib.results.table` (and the references of
-:func:`dpllib.results.references`). A *loss network* is (network, weights, point). The design:
-points are nested in networks, seeds replicate each cell; so intervals come from seeds
-(within a network) or from a bootstrap over networks (across networks, only with at least
-``MIN_NETWORKS`` of them), and a statement is made only where its interval excludes no effect.
+:func:`dpllib.results.references`). A *loss network* is (network, weights, point); a
+benchmark's score and its direction (higher or lower is better) come from its descriptor
+(:mod:`dpllib.benchmark`). The design: points are nested in networks, seeds replicate each
+cell; so intervals come from seeds (within a network) or from a bootstrap over networks (across
+networks, only with at least ``MIN_NETWORKS`` of them).
 """
 
 from __future__ import annotations
@@ -15,13 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-# benchmark -> (metric, splits averaged into the score, label). Higher is better for all.
-PRIMARY = {
-    "similarity": ("2afc", ("mean",), "2AFC score (uncalibrated), mean over splits"),
-    "super_resolution": ("psnr", ("set5", "set14", "bsd100"), "PSNR (dB, Y) at full resolution, mean of the test sets run"),
-    "segmentation": ("quality", ("test",), "road quality TP/(TP+FP+FN), pixel-exact"),
-    "autoencoding": ("probe_accuracy", ("mean",), "probe accuracy, mean of 7 MLP shapes"),
-}
+from .benchmark import Check, get_benchmark
+from .config import BASELINE
+
 KEYS = ["benchmark", "network", "weights", "pretrained", "family", "top1", "has_batchnorm", "point",
         "alias", "study_index", "depth"]
 MIN_NETWORKS = 5  # fewer networks: no interval or p-value across networks
@@ -34,11 +32,12 @@ LEVEL = 0.95
 
 def scores(table: pd.DataFrame) -> pd.DataFrame:
     """One row per benchmark, loss network (network, weights, point) and seed with its primary
-    ``score`` (see PRIMARY). Failed cells are left out."""
+    ``score`` (its descriptor's ``primary`` metric). Failed cells are left out."""
     ok = table[table["status"] == "ok"]
     parts = []
-    for bench, (metric, splits, _) in PRIMARY.items():
-        sub = ok[(ok["benchmark"] == bench) & (ok["metric"] == metric) & (ok["split"].isin(splits))]
+    for bench in ok["benchmark"].dropna().unique():
+        primary = get_benchmark(bench).primary
+        sub = ok[(ok["benchmark"] == bench) & (ok["metric"] == primary.metric) & (ok["split"].isin(primary.splits))]
         if sub.empty:
             continue
         g = sub.groupby(KEYS + ["seed"], dropna=False)["value"].mean().reset_index()
@@ -60,9 +59,14 @@ def seed_summary(score_frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFram
     return pd.DataFrame(rows, columns=KEYS + ["score", "n_seeds", "ci_low", "ci_high", "seeds"])
 
 
+def direction(benchmark: str) -> int:
+    """+1 where a higher score is better, -1 where lower is."""
+    return 1 if get_benchmark(benchmark).primary.higher_is_better else -1
+
+
 def loss_networks(frame: pd.DataFrame, weights: str | None = "imagenet") -> pd.DataFrame:
     """Rows of real loss networks (no baseline), optionally of one weights kind."""
-    out = frame[frame["network"] != "baseline"]
+    out = frame[frame["network"] != BASELINE]
     return out if weights is None else out[out["weights"] == weights]
 
 
@@ -111,13 +115,15 @@ def seed_noise(score_frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
 
 def mark_within_noise(summary: pd.DataFrame, noise: pd.DataFrame) -> pd.DataFrame:
     """``summary`` with ``within_noise_of_best``: True where a loss network's mean is closer
-    to its benchmark's best loss network than the least significant difference."""
+    to its benchmark's best loss network (in the metric's direction) than the least significant
+    difference."""
     out = summary.copy()
     out["within_noise_of_best"] = False
     lsd = dict(zip(noise["benchmark"], noise["lsd"]))
     for bench, sub in loss_networks(out, None).groupby("benchmark"):
         if np.isfinite(lsd.get(bench, np.nan)):
-            out.loc[sub.index, "within_noise_of_best"] = sub["score"].max() - sub["score"] < lsd[bench]
+            signed = direction(bench) * sub["score"]
+            out.loc[sub.index, "within_noise_of_best"] = signed.max() - signed < lsd[bench]
     return out
 
 
@@ -132,9 +138,10 @@ def heatmap_frame(summary: pd.DataFrame, benchmark: str, weights: str = "imagene
 
 
 def best_points(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
-    """The best point of each network in each benchmark."""
+    """The best point of each network in each benchmark (in the metric's direction)."""
     sub = loss_networks(summary, weights)
-    idx = sub.groupby(["benchmark", "network"])["score"].idxmax()
+    signed = sub["score"] * sub["benchmark"].map(direction)
+    idx = signed.groupby([sub["benchmark"], sub["network"]]).idxmax()
     return sub.loc[idx, ["benchmark", "network", "alias", "study_index", "depth", "score"]].reset_index(drop=True)
 
 
@@ -144,7 +151,8 @@ def ranks(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
     best = best_points(summary, weights)
     if best.empty:
         return pd.DataFrame(columns=["network", "average_rank"])
-    best["rank"] = best.groupby("benchmark")["score"].rank(ascending=False, method="average")
+    signed = best["score"] * best["benchmark"].map(direction)
+    best["rank"] = signed.groupby(best["benchmark"]).rank(ascending=False, method="average")
     wide = best.pivot(index="network", columns="benchmark", values="rank")
     wide["average_rank"] = wide.mean(axis=1)
     return wide.sort_values("average_rank").reset_index()
@@ -342,275 +350,38 @@ def pairs(summary: pd.DataFrame) -> pd.DataFrame:
     return wide.dropna().reset_index() if {"imagenet", "random"} <= set(wide.columns) else pd.DataFrame()
 
 
-# --------------------------------------------------------------------------- learning thresholds
+# --------------------------------------------------------------------------- did the models learn
 
 
-def reference_value(references: pd.DataFrame, benchmark: str, method: str, metric: str, split: str) -> float:
-    """The mean over seeds of a reference (bicubic, nearest, all road, PCA-64, SSIM)."""
-    r = references[(references["benchmark"] == benchmark) & (references["method"] == method)
-                   & (references["metric"] == metric) & (references["split"] == split)]
+def reference_value(references: pd.DataFrame, method: str, metric: str, split: str) -> float:
+    """The mean over seeds of a reference (bicubic, nearest, all road, PCA-64, SSIM) in
+    ``references`` (one benchmark's)."""
+    r = references[(references["method"] == method) & (references["metric"] == metric) & (references["split"] == split)]
     return float(r["value"].mean()) if len(r) else np.nan
 
 
-# Why a check can miss on this machine's data, shown beside a check that is not met.
-WHY_UNMET = {
-    "beats nearest": "a perceptual loss has no pixel term, so nothing in the training holds PSNR up; the "
-                     "models and seeds that miss are named, and the learning curves show how they trained",
-    "BCE baseline": "the 24-image subset leaves 16 training tiles, most of them partly outside the imaged area; "
-                    "scores are pixel-exact at the masks' 1500 px from predictions at 750 px (the relaxed 3-px "
-                    "scores are under 'Other measures')",
-}
+def per_seed(rows: pd.DataFrame) -> pd.Series:
+    """The mean value of ``rows`` per seed."""
+    return rows.groupby("seed")["value"].mean()
 
 
-def learning_thresholds(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
-    """The checks that the offline models learned (issue 11's thresholds): per benchmark, what is
-    required, the value measured (mean over seeds), the worst seed (for the perceptual SR models:
-    the worst model), whether it is met, and why it may not be."""
-    ok = table[table["status"] == "ok"]
+def learning_check(benchmark: str, text: str, required: float, measured: pd.Series, compare=lambda v, r: v >= r,
+                   mean: float | None = None, worst: float | None = None, failing: str = "", why: str = "") -> Check:
+    """A check that ``compare(worst, required)`` holds: ``measured`` per seed (or per model),
+    its mean and its worst (default: the smallest)."""
+    worst = (measured.min() if len(measured) else np.nan) if worst is None else worst
+    met = bool(len(measured)) and bool(compare(worst, required))
+    return Check(benchmark, text, required, measured.mean() if mean is None else mean, worst, met, failing,
+                 "" if met else why)
+
+
+def learning_checks(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    """Each benchmark's checks that its models learned (``Benchmark.learning_checks``): what is
+    required, the value measured (mean over seeds), the worst seed (or model), whether it is met,
+    and why it may not be."""
     rows = []
-
-    def values(mask) -> pd.Series:
-        return ok[mask].groupby("seed")["value"].mean()
-
-    def add(bench, check, required, measured: pd.Series, compare=lambda v, r: v >= r, mean=None, worst=None,
-            failing=""):
-        worst = (measured.min() if len(measured) else np.nan) if worst is None else worst
-        met = bool(len(measured)) and bool(compare(worst, required))
-        why = "" if met else next((w for key, w in WHY_UNMET.items() if key in check), "")
-        rows.append({"benchmark": bench, "check": check, "required": required,
-                     "measured (mean over seeds)": measured.mean() if mean is None else mean, "worst": worst,
-                     "met": met, "not met by": failing, "why it can miss": why})
-
-    base = ok["network"] == "baseline"
-    if (ok["benchmark"] == "super_resolution").any():
-        sr = ok["benchmark"] == "super_resolution"
-        bicubic = reference_value(references, "super_resolution", "bicubic", "psnr", "set5")
-        nearest = reference_value(references, "super_resolution", "nearest", "psnr", "set5")
-        psnr5 = sr & (ok["metric"] == "psnr") & (ok["split"] == "set5")
-        add("super_resolution", "pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", bicubic - 0.5, values(psnr5 & base))
-        per_model = ok[psnr5 & ~base].groupby(["network", "weights", "alias"])["value"].agg(["mean", "min"])
-        if len(per_model):
-            failing = per_model[per_model["min"] <= nearest]
-            add("super_resolution", "every perceptual model beats nearest-neighbour on Set5 (every seed)", nearest,
-                per_model["mean"], lambda v, r: v > r, mean=per_model["mean"].mean(), worst=per_model["min"].min(),
-                failing=", ".join(f"{n.replace('efficientnet_', '')} ({w}) {a}" for n, w, a in failing.index))
-    if (ok["benchmark"] == "segmentation").any():
-        seg = (ok["benchmark"] == "segmentation") & base & (ok["split"] == "test")
-        add("segmentation", "BCE baseline quality >= 0.15", 0.15, values(seg & (ok["metric"] == "quality")))
-        for metric in ("completeness", "correctness"):
-            add("segmentation", f"BCE baseline {metric} >= 0.3", 0.3, values(seg & (ok["metric"] == metric)))
-    if (ok["benchmark"] == "autoencoding").any():
-        pca = reference_value(references, "autoencoding", "PCA-64 of the pixels", "probe_accuracy", "mean")
-        ae = (ok["benchmark"] == "autoencoding") & base & (ok["metric"] == "probe_accuracy") & (ok["split"] == "mean")
-        add("autoencoding", "pixel baseline probe accuracy >= PCA-64 probes - 0.02", pca - 0.02, values(ae))
-    if (ok["benchmark"] == "similarity").any():
-        sim = (ok["benchmark"] == "similarity") & base & (ok["metric"] == "2afc") & (ok["split"] == "mean")
-        distance = (values(sim) - 0.5).abs()
-        add("similarity", "pixel L2 2AFC within 0.5 +- 0.05 (pixel distance cannot know the answer)", 0.05,
-            distance, lambda v, r: abs(v) <= r, worst=distance.max() if len(distance) else np.nan)
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- what the run says
-
-
-CANNOT_SPEAK = {
-    "VGG networks without batch norm perform best": "no VGG weights can be had offline; only EfficientNet-Lite 0/1/2 ran",
-    "the architecture ranking (VGG-11 best on average)": "three networks of one family (EfficientNet-Lite) cannot rank the study's 14 architectures",
-}
-
-
-def findings(score_frame: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """The statements the data supports, one per test whose interval excludes no effect, each
-    naming its stand-ins; then the study's claims this run cannot speak to, and why."""
-    lines = []
-    stand_ins = {b: "stand-ins: " + stand_ins_of(table, b) for b in score_frame["benchmark"].unique()}
-    for _, r in variance_shares(score_frame).iterrows():
-        if r["p_network"] < 1 - LEVEL:
-            lines.append(f"{r['benchmark']}: the network explains {r['network']:.0%} of the score variation "
-                         f"(nested ANOVA, network effect p = {r['p_network']:.2g} against the seed noise) "
-                         f"[{stand_ins[r['benchmark']]}].")
-        if r["p_point"] < 1 - LEVEL:
-            bigger = "more" if r["point_within_network"] > r["network"] else "less"
-            lines.append(f"{r['benchmark']}: the extraction point explains {r['point_within_network']:.0%} of the score "
-                         f"variation within networks, {bigger} than the network's {r['network']:.0%} (nested ANOVA, point "
-                         f"effect p = {r['p_point']:.2g} against the seed noise) [{stand_ins[r['benchmark']]}].")
-    for _, r in depth_slope(score_frame).dropna(subset=["slope"]).iterrows():
-        if r["ci_low"] > 0 or r["ci_high"] < 0:
-            direction = "higher" if r["slope"] > 0 else "lower"
-            lines.append(f"{r['benchmark']}: within the {r['networks']} networks run, later points score {direction} "
-                         f"(slope {r['slope']:.3g} per unit depth, 95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}]) "
-                         f"[{stand_ins[r['benchmark']]}].")
-    for _, r in pretrained_vs_random(score_frame).dropna(subset=["ci_low"]).iterrows():
-        if r["ci_low"] > 0 or r["ci_high"] < 0:
-            better = "ImageNet" if r["mean_difference"] > 0 else "random"
-            lines.append(f"{r['benchmark']}: {better} weights score higher (ImageNet minus random {r['mean_difference']:.3g}, "
-                         f"95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}], {r['interval']}) "
-                         f"[{stand_ins[r['benchmark']]}].")
-    nets = loss_networks(summary)["network"].nunique()
-    if nets < MIN_NETWORKS:
-        lines.append(f"Convention (a), ImageNet accuracy: {nets} networks with ImageNet weights ran; with fewer than "
-                     f"{MIN_NETWORKS} no correlation across networks is tested (the correlations are shown, untested).")
-    lines += [f"Cannot speak to \"{claim}\": {why}." for claim, why in CANNOT_SPEAK.items()
-              if nets < MIN_NETWORKS]
-    return lines
-
-
-# --------------------------------------------------------------------------- references, provenance
-
-
-# Reference figures from elsewhere (../shared/paper/NOTES.md), with the configuration they need.
-REFERENCES = [
-    # (benchmark, metric, split, network, point, weights, dataset, budget, value, source)
-    ("similarity", "2afc", "cnn", "vgg11", "features.19", "imagenet", "bapps", "paper", 81.4, "third-party BAPPS 2AFC, uncalibrated"),
-    ("similarity", "2afc", "color", "vgg11", "features.19", "imagenet", "bapps", "paper", 62.0, "third-party BAPPS 2AFC, uncalibrated"),
-    ("similarity", "2afc", "traditional", "vgg11", "features.19", "imagenet", "bapps", "paper", 76.1, "third-party BAPPS 2AFC, uncalibrated"),
-    ("similarity", "2afc", "cnn", "vgg16", "features.29", "imagenet", "bapps", "paper", 80.3, "third-party BAPPS 2AFC, uncalibrated"),
-    ("similarity", "2afc", "color", "vgg16", "features.29", "imagenet", "bapps", "paper", 60.8, "third-party BAPPS 2AFC, uncalibrated"),
-    ("similarity", "2afc", "traditional", "vgg16", "features.29", "imagenet", "bapps", "paper", 75.0, "third-party BAPPS 2AFC, uncalibrated"),
-    ("segmentation", "quality", "test", "baseline", None, "none", "mass_roads", "paper", 0.434, "a Mosinska-style U-Net re-implementation, 224 px, BCE only"),
-]
-
-
-def reference_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Figures from elsewhere, each with its source. This run's number stands beside one only
-    when it ran the same configuration (network, point, weights, data set, paper budget);
-    otherwise the row says why there is nothing comparable, and shows no number of ours."""
-    ok = table[table["status"] == "ok"]
-    rows = []
-    for bench, metric, split, network, point, weights, dataset, budget, value, source in REFERENCES:
-        same = ok[(ok["benchmark"] == bench) & (ok["metric"] == metric) & (ok["split"] == split)
-                  & (ok["network"] == network) & (ok["weights"] == weights) & (ok["dataset"] == dataset)
-                  & (ok["budget"] == budget)]
-        if point is not None:
-            same = same[same["point"] == point]
-        scale = 100 if metric == "2afc" else 1
-        if not same.empty:
-            ours, status = float(same["value"].mean()) * scale, "same configuration"
-        else:
-            ran = ok[ok["benchmark"] == bench]
-            status = f"not comparable (needs {dataset}, {budget} budget)" if len(ran) else "not run here"
-            ours = np.nan
-        rows.append({"benchmark": bench, "network": network, "point": point or "-", "measure": f"{metric} {split}",
-                     "figure": value, "source": source, "this run": ours, "status": status})
-    return pd.DataFrame(rows)
-
-
-DATA_KIND = {
-    "bapps": "BAPPS (real, human judgements)",
-    "severity": "severity 2AFC (synthetic answers on real BSDS500 photos; a sanity check)",
-    "equal_mse": "equal-MSE 2AFC (synthetic answers on real BSDS500 photos; stands in for BAPPS)",
-    "coco": "MS-COCO 2014 (real, the study's)",
-    "bsds500": "BSDS500 (real; stand-in for MS-COCO)",
-    "mass_roads": "Massachusetts Roads (real)",
-    "svhn": "SVHN (real, the study's)",
-    "stl10": "STL-10 (real, the study's)",
-    "cifar10": "CIFAR-10 (real; stand-in for SVHN/STL-10)",
-}
-
-
-def stand_ins_of(table: pd.DataFrame, benchmark: str) -> str:
-    """What stood in for the study's networks, data and protocol in ``benchmark`` (short)."""
-    sub = table[table["benchmark"] == benchmark]
-    nets = sorted(n.replace("efficientnet_", "") for n in sub["network"].dropna().unique() if n != "baseline")
-    data = ", ".join(DATA_KIND.get(d, d).split(" (")[0] for d in sorted(sub["dataset"].dropna().unique()))
-    budgets = ", ".join(sorted(sub["budget"].dropna().unique()))
-    seeds = sorted(int(s) for s in sub["seed"].dropna().unique())
-    return f"{', '.join(nets)}; {data}; {budgets} budget; {len(seeds)} seeds"
-
-
-def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
-    """One line: weights, data, budget, seeds and the dpllib code version(s) behind a table or
-    figure; cells from other code than this checkout's are counted."""
-    sub = table if benchmark is None else table[table["benchmark"] == benchmark]
-    if sub.empty:
-        return "no results"
-    nets = sorted(n for n in sub["network"].dropna().unique() if n != "baseline")
-    weights = ", ".join(sorted(w for w in sub["weights"].dropna().unique() if w != "none"))
-    data = ", ".join(DATA_KIND.get(d, d) for d in sorted(sub["dataset"].dropna().unique()))
-    budget = ", ".join(sorted(sub["budget"].dropna().unique()))
-    seeds = sorted(int(s) for s in sub["seed"].dropna().unique())
-    line = f"networks: {', '.join(nets)} ({weights}) | data: {data} | budget: {budget} | seeds: {seeds}"
-    if "code_version" not in sub:
-        return line
-    from .results import code_version
-
-    line += f" | dpllib code: {', '.join(sorted(sub['code_version'].dropna().unique()))}"
-    stale = sub.loc[sub["code_version"] != code_version(), "cell_id"].nunique()
-    if stale:
-        line += (f" ({stale} cell{'s' if stale > 1 else ''} ran on other code than this checkout's {code_version()}: "
-                 "`dpl run PRESET --rerun-stale` reruns them)")
-    return line
-
-
-# --------------------------------------------------------------------------- tables for reading
-
-
-def readable(frame: pd.DataFrame, digits: int = 3, columns: dict[str, str] | None = None):
-    """A table for the book: no index column, numbers to ``digits`` significant digits, a dash
-    where a value is not computed (with a footnote saying so), booleans as yes/no, column names
-    made readable (``columns`` renames), network names short (lite0 for efficientnet_lite0)."""
-    from IPython.display import HTML
-
-    frame = frame.rename(columns=columns or {})
-    frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
-    dash = frame.isna().to_numpy().any()
-
-    def show(v):
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
-        if v is None or (isinstance(v, float) and not np.isfinite(v)):
-            return "–"
-        if isinstance(v, (float, np.floating)):
-            return f"{v:.{digits}g}"
-        return str(v).replace("efficientnet_", "")
-
-    body = frame.map(show) if hasattr(frame, "map") else frame.applymap(show)
-    html = body.to_html(index=False, escape=True, border=0, classes="dpl-table")
-    if dash:
-        html += '<p class="dpl-note">– : not computed (too few seeds or networks for it, or not run).</p>'
-    return HTML(f'<div class="dpl-table-wrap">{html}</div>')
-
-
-# --------------------------------------------------------------------------- the methods page
-
-
-def preset_networks(preset: dict) -> pd.DataFrame:
-    """The preset's loss networks: one row per network and study point with its weights,
-    ImageNet top-1, parameters, batch norm, module, alias, depth and channels."""
-    from .networks import extraction_points, network_info, resolve_point
-
-    rows = []
-    for entry in preset["networks"]:
-        info = network_info(entry["network"])
-        weights = entry.get("weights", ["imagenet"])
-        weights = [weights] if isinstance(weights, str) else weights
-        chosen = entry.get("points")
-        points = ([resolve_point(info.name, p) for p in chosen] if chosen
-                  else extraction_points(info.name, study_only=True))
-        for p in points:
-            rows.append({"network": info.name, "weights": ", ".join(weights), "top1": info.top1,
-                         "params (M)": round(info.params / 1e6, 1), "batch norm": info.has_batchnorm,
-                         "point": p.study_index, "module": p.module, "alias": p.alias, "depth": round(p.depth, 3),
-                         "channels": p.channels, "weights from": info.weights_origin.split(" (")[0]})
-    return pd.DataFrame(rows)
-
-
-def preset_benchmarks(preset: dict) -> pd.DataFrame:
-    """The preset's benchmarks: data, score and the budget settings each cell ran with."""
-    from .config import CellConfig
-
-    rows = []
-    for bench, dataset in preset["benchmarks"].items():
-        settings = CellConfig(bench, "baseline", dataset=dataset, budget=preset["budget"],
-                              overrides=preset.get("overrides", {}).get(bench, {})).settings()
-        rows.append({"benchmark": bench, "data": DATA_KIND.get(dataset, dataset), "score": PRIMARY[bench][2],
-                     "budget settings": ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)})
-    return pd.DataFrame(rows)
-
-
-def records_line(table: pd.DataFrame) -> str:
-    """How many cells ran, how many are ok, and their total wall time."""
-    cells = table.drop_duplicates("cell_id")
-    return (f"Records: {len(cells)} cells, {int((cells['status'] == 'ok').sum())} ok; "
-            f"total wall time {cells['wall_time_s'].sum() / 60:.1f} min.")
+    for bench in table["benchmark"].dropna().unique():
+        checks = get_benchmark(bench).learning_checks(table[table["benchmark"] == bench],
+                                                      references[references["benchmark"] == bench])
+        rows += [c.row() for c in checks]
+    return pd.DataFrame(rows, columns=list(Check("", "", 0, 0, 0, False).row()))

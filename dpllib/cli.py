@@ -30,13 +30,12 @@ def _networks(args: argparse.Namespace) -> int:
     return 0
 
 
+SPEED_SCRIPTS = ("loss_speed", "data_speed", "step_cost")  # modules of dpllib.perf
+
+
 def _bench(args: argparse.Namespace) -> int:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{args.what}_speed.py"
-    if not script.is_file():
-        print(f"no benchmark script {script} (run from a source checkout)", file=sys.stderr)
-        return 2
-    sys.argv = [str(script), *args.rest]
-    runpy.run_path(str(script), run_name="__main__")
+    sys.argv = [f"dpl bench {args.what}", *args.rest]
+    runpy.run_module(f"dpllib.perf.{args.what}", run_name="__main__", alter_sys=True)
     return 0
 
 
@@ -99,16 +98,18 @@ def _table(args: argparse.Namespace) -> int:
 def _book(args: argparse.Namespace) -> int:
     from .report import build_book
 
-    index = build_book(args.preset, args.results, run=not args.no_run, workers=args.workers, force=args.force)
+    index = build_book(args.preset, args.results, book_dir=args.book_dir, run=not args.no_run, workers=args.workers,
+                       force=args.force)
     print(f"book: {index}")
     return 0
 
 
 def lab_command(port: int | None = None, open_browser: bool = True) -> list[str]:
-    """JupyterLab on the repository's notebooks with this environment's kernel; as root (in a
+    """JupyterLab on dpllib's notebooks with this environment's kernel; as root (in a
     container) with --allow-root, which Jupyter otherwise refuses."""
-    repo = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={repo / 'notebooks'}"]
+    from .paths import resource
+
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={resource('notebooks')}"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     if port is not None:
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", nargs="?")
     p.add_argument("--all", action="store_true", help="every module, not just the study's points")
     p.set_defaults(func=_networks)
-    p = sub.add_parser("bench", help="run a speed benchmark script")
-    p.add_argument("what", choices=["loss", "data", "step_cost"])
+    p = sub.add_parser("bench", help="run a speed script (dpllib.perf); its own options follow")
+    p.add_argument("what", choices=SPEED_SCRIPTS)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_bench)
     p = sub.add_parser("run", help="run a preset's missing cells (resumable)")
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="offline")
     p.add_argument("--results", help="results folder (default results/PRESET)")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--book-dir", help="where to build (default: the checkout's book/, else RESULTS/book)")
     p.add_argument("--no-run", action="store_true", help="build from the records already there")
     p.add_argument("--force", action="store_true", help="re-execute every chapter")
     p.set_defaults(func=_book)

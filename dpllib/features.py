@@ -20,7 +20,8 @@ _INPLACE_FUNCTIONS = {
 }
 
 
-def _tracer_module(source: str):
+def tracer_module(source: str):
+    """The torch.fx feature-extraction helpers of ``source`` ('timm' or 'torchvision')."""
     if source == "timm":
         from timm.models import _features_fx as module
     else:
@@ -30,7 +31,7 @@ def _tracer_module(source: str):
 
 def graph_node_names(model: nn.Module, source: str) -> list[str]:
     """Names of the eval-mode fx graph nodes of ``model`` (usable as extraction points)."""
-    return list(_tracer_module(source).get_graph_node_names(model)[1])
+    return list(tracer_module(source).get_graph_node_names(model)[1])
 
 
 def _protect_outputs(gm: fx.GraphModule, outputs: set[str]) -> None:
@@ -74,11 +75,31 @@ class FeatureExtractor(nn.Module):
         self.modules_ = list(modules)
         keys = {m: f"p{i}" for i, m in enumerate(dict.fromkeys(modules))}
         self.keys = [keys[m] for m in modules]
-        gm = _tracer_module(source).create_feature_extractor(model.eval(), return_nodes=keys)
+        gm = tracer_module(source).create_feature_extractor(model.eval(), return_nodes=keys)
         output_node = next(n for n in gm.graph.nodes if n.op == "output")
         _protect_outputs(gm, {n.name for n in output_node.all_input_nodes})
         self.graph_module = gm.requires_grad_(False)
         self.train(False)
+
+    def truncated(self, modules: list[str]) -> FeatureExtractor:
+        """An extractor of some of these points that computes only what they need (up to the
+        deepest of them), sharing this one's weights; no new trace."""
+        missing = [m for m in modules if m not in self.modules_]
+        if missing or not modules:
+            raise ValueError(f"truncated() takes some of this extractor's points {self.modules_}, got {modules}")
+        keep = {self.keys[self.modules_.index(m)] for m in modules}
+        gm = fx.GraphModule(self.graph_module, copy.deepcopy(self.graph_module.graph))  # same submodules: shared weights
+        output_node = next(n for n in gm.graph.nodes if n.op == "output")
+        output_node.args = ({k: v for k, v in output_node.args[0].items() if k in keep},)
+        gm.graph.eliminate_dead_code()
+        gm.delete_all_unused_submodules()
+        gm.recompile()
+        view = FeatureExtractor.__new__(FeatureExtractor)
+        nn.Module.__init__(view)
+        view.modules_ = list(modules)
+        view.keys = [self.keys[self.modules_.index(m)] for m in modules]
+        view.graph_module = gm
+        return view.train(False)
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         """The loss network always stays in eval mode (batch norm uses running statistics)."""

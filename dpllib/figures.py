@@ -8,6 +8,10 @@ import io
 import pandas as pd
 import torch
 
+from .benchmark import get_benchmark
+from .config import BASELINE
+from .narrative import short_name
+
 
 def use_svg() -> None:
     """Render altair charts as inline SVG (no CDN; needs vl-convert-python)."""
@@ -43,20 +47,20 @@ def image_grid(images: list[torch.Tensor], titles: list[str] | None = None, heig
 
 
 def training_losses(record: dict) -> dict[str, list[float]]:
-    """A record's training loss per step, per model: {alias: [...]} (a similarity cell records
-    one list, its lin calibration's)."""
-    curves = record.get("loss_curve") or {}
-    return curves if isinstance(curves, dict) else {"lin calibration": curves}
+    """A record's training loss per step, per trained model: {name: [...]} (empty where the cell
+    trained nothing)."""
+    return {name: curve for name, curve in (record.get("loss_curve") or {}).items() if curve}
 
 
 def loss_curve(record: dict):
-    """Line chart of the training loss per step (one line per point when the cell trained several)."""
+    """Line chart of the training loss per step (one line per trained model), or None when the
+    cell trained nothing."""
     import altair as alt
 
     frame = pd.DataFrame([{"step": i + 1, "loss": v, "point": alias}
                           for alias, curve in training_losses(record).items() for i, v in enumerate(curve)])
     if frame.empty:
-        frame = pd.DataFrame({"step": [], "loss": [], "point": []})
+        return None
     return alt.Chart(frame, title="training loss").mark_line().encode(
         x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="point:N")
 
@@ -91,7 +95,8 @@ def heatmap(frame: pd.DataFrame, title: str, value: str = "score"):
 
 
 def learning_curves(record: dict, title: str):
-    """Validation score (or, without validation, training loss) per step of each model of a cell."""
+    """Validation score (or, without validation, training loss) per step of each model of a
+    cell; None when the cell trained nothing."""
     import altair as alt
 
     curves = record.get("val_curve") or {}
@@ -102,16 +107,20 @@ def learning_curves(record: dict, title: str):
         frame = pd.DataFrame([{"step": i + 1, "value": v, "model": a}
                               for a, c in training_losses(record).items() for i, v in enumerate(c)])
         y = "training loss"
+    if frame.empty:
+        return None
     return alt.Chart(frame, title=title).mark_line(point=bool(curves)).encode(
         x="step:Q", y=alt.Y("value:Q", title=y, scale=alt.Scale(zero=False)), color="model:N").properties(width=420, height=180)
 
 
-def control_curves(records: list[dict], benchmark: str, seed: int = 0, network: str = "efficientnet_lite0") -> list:
-    """Learning curves of the control (baseline) cell and of ``network``'s ImageNet cell."""
-    return [learning_curves(r, f"{r['config']['network']} ({r['config']['weights']}), seed {seed}") for r in records
-            if r["status"] == "ok" and r["config"]["benchmark"] == benchmark and r["config"]["seed"] == seed
-            and (r["config"]["network"] == "baseline"
-                 or (r["config"]["network"] == network and r["config"]["weights"] == "imagenet"))]
+def control_curves(records: list[dict], benchmark: str, network: str | None, seed: int = 0) -> list:
+    """Learning curves of the control (baseline) cell and of ``network``'s ImageNet cell (charts
+    of cells that trained nothing are left out)."""
+    charts = [learning_curves(r, f"{r['config']['network']} ({r['config']['weights']}), seed {seed}") for r in records
+              if r["status"] == "ok" and r["config"]["benchmark"] == benchmark and r["config"]["seed"] == seed
+              and (r["config"]["network"] == BASELINE
+                   or (r["config"]["network"] == network and r["config"]["weights"] == "imagenet"))]
+    return [c for c in charts if c is not None]
 
 
 def _example_cells(cells: list[tuple[dict, dict]], benchmark: str, seed: int) -> list[tuple[dict, dict]]:
@@ -126,9 +135,9 @@ def best_point_examples(cells: list[tuple[dict, dict]], best: pd.DataFrame, benc
     chosen = dict(zip(best["network"], best["alias"]))
     for cfg, ex in _example_cells(cells, benchmark, seed):
         reference = reference or ex.get("reference", {})
-        if cfg["network"] == "baseline":
-            images.append(ex["baseline"][key])
-            titles.append("baseline")
+        if cfg["network"] == BASELINE:
+            images.append(ex[BASELINE][key])
+            titles.append(BASELINE)
         elif cfg["weights"] == "imagenet" and chosen.get(cfg["network"]) in ex:
             images.append(ex[chosen[cfg["network"]]][key])
             titles.append(f"{short_name(cfg['network'])} {chosen[cfg['network']]}")
@@ -172,106 +181,40 @@ def paired(frame: pd.DataFrame, title: str):
         column="benchmark:N").resolve_scale(y="independent")
 
 
-def short_name(network: str) -> str:
-    """A network's name for narrow tables and captions: efficientnet_lite0 -> lite0."""
-    return network.replace("efficientnet_", "")
-
-
 def rows_table(record: dict) -> pd.DataFrame:
     """A record's result rows as a table (point, metric, split, value)."""
     frame = pd.DataFrame(record["rows"])
     return frame[["alias", "metric", "split", "value"]].rename(columns={"alias": "point"}) if not frame.empty else frame
 
 
-# the example a trained point records, per benchmark (the rest is in the cell's "reference")
-OUTPUT_KEY = {"super_resolution": "sr", "segmentation": "prediction", "autoencoding": "reconstruction",
-              "similarity": "decisions"}
-
-
 def show_cell(record: dict, examples: dict) -> None:
-    """Display one benchmark cell's figures: its example images per point and its loss curves."""
+    """Display one benchmark cell's figures: its primary metric per split and point, its example
+    outputs per point, and its loss curves."""
     from IPython.display import display
 
     use_svg()
-    bench = record["config"]["benchmark"]
+    bench = get_benchmark(record["config"]["benchmark"])
     network = record["config"]["network"]
-    if bench == "similarity":
-        metrics = {r["metric"] for r in record["rows"]}
-        for metric, title in (("2afc", "uncalibrated"), ("2afc_lin", "lin-calibrated")):
-            if metric in metrics:
-                display(split_bars(record, metric, f"2AFC per split, {title}"))
-    ref = examples.get("reference", {})
-    key = OUTPUT_KEY[bench]
-    for alias, ex in examples.items():
-        if key not in ex:  # the shared reference entry
-            continue
-        title = f"{short_name(network)} {alias}" if alias != "baseline" else "baseline"
-        if bench == "super_resolution":
-            display(image_grid([ref["bicubic"], ex["sr"], ref["hr"]], ["bicubic", title, "HR"]))
-        elif bench == "segmentation":
-            display(image_grid([ref["image"], overlay(ref["image"], ref["mask"], ex["prediction"], ref.get("imaged"))],
-                               ["aerial image", title]))
-        elif bench == "autoencoding":
-            n = len(ref["original"])
-            display(image_grid(list(ref["original"]) + list(ex["reconstruction"]), ["original"] * n + [title] * n,
-                               height=64))
-    if record.get("loss_curve"):
-        display(loss_curve(record))
+    splits = {r["split"] for r in record["rows"] if r["metric"] == bench.primary.metric}
+    if len(splits) > 1:
+        display(split_bars(record, bench.primary.metric, f"{bench.primary.metric} per split"))
+    outputs = [(f"{short_name(network)} {alias}" if alias != BASELINE else BASELINE, ex[bench.output_key])
+               for alias, ex in examples.items() if bench.output_key in ex]
+    if outputs:
+        for shown in bench.example_figures(examples.get("reference", {}), outputs):
+            display(shown)
+    chart = loss_curve(record)
+    if chart is not None:
+        display(chart)
 
 
 def chapter_images(benchmark: str, cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int = 0) -> list:
-    """What a benchmark chapter shows of the outputs (seed ``seed``), each network at its best
-    point: SR crops (LR, bicubic, outputs, HR), road overlays, autoencoder reconstructions, or
-    the 2AFC triplets the networks disagree on. Returns displayable objects."""
+    """What a benchmark chapter shows of the outputs (seed ``seed``): each network at its best
+    point (from ``best``), drawn by the benchmark's ``example_figures``. Returns displayables."""
     from IPython.display import Markdown
 
-    images, titles, ref = best_point_examples(cells, best, benchmark, OUTPUT_KEY[benchmark], seed)
+    bench = get_benchmark(benchmark)
+    images, titles, reference = best_point_examples(cells, best, benchmark, bench.output_key, seed)
     if not images:
         return [Markdown("No examples were recorded.")]
-    if benchmark == "super_resolution":
-        lr_big = torch.nn.functional.interpolate(ref["lr"][None].float(), scale_factor=4, mode="nearest")[0].byte()
-        return [image_grid([lr_big, ref["bicubic"], *images, ref["hr"]], ["LR (x4 nearest)", "bicubic", *titles, "HR"],
-                           height=192),
-                Markdown("The centre 128 x 128 pixels of Set5's first image, x4; each network at its best point.")]
-    if benchmark == "segmentation":
-        shown = [overlay(ref["image"], ref["mask"], p, ref.get("imaged")) for p in images]
-        return [image_grid([ref["image"], *shown], ["aerial image", *titles], height=220),
-                Markdown("Green: roads found; blue: roads missed; red: predicted where the map has none. "
-                         "White areas have no imagery and are not scored.")]
-    if benchmark == "autoencoding":
-        out = [image_grid(list(ref["original"]), ["original"] * len(ref["original"]), height=64)]
-        out += [image_grid(list(r), [t] * len(r), height=64) for r, t in zip(images, titles)]
-        return out
-    return disagreements(cells, best, seed)
-
-
-def disagreements(cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int = 0, limit: int = 3) -> list:
-    """Per split, up to ``limit`` 2AFC triplets on which the loss networks (each at its best
-    point) disagree, with the choice of each (and of pixel L2) and the answer."""
-    from IPython.display import Markdown
-
-    from .datasets import equal_mse_2afc, severity_2afc
-
-    decisions, titles, ref = best_point_examples(cells, best, "similarity", "decisions", seed)
-    cfg = next(c for c, _ in _example_cells(cells, "similarity", seed))
-    if cfg["dataset"] not in ("equal_mse", "severity"):
-        return [Markdown("The triplets are shown for the generated sets only.")]
-    from .config import CellConfig
-
-    n = CellConfig.from_dict({**cfg, "points": cfg["points"]}).settings()["synthetic_n"]
-    sets = (equal_mse_2afc if cfg["dataset"] == "equal_mse" else severity_2afc)(cfg["data_root"], n, seed=0)
-    out = []
-    for split in decisions[0]:
-        data = sets[split]
-        choices = torch.stack([d[split] for d in decisions])  # networks x triplets: True = p0 nearer
-        networks = torch.tensor([t != "baseline" for t in titles])
-        disputed = (choices[networks].any(0) & ~choices[networks].all(0)).nonzero().flatten()[:limit]
-        t = data.tensors()
-        for i in disputed.tolist():
-            answer = "p1" if ref["judge"][split][i] > 0.5 else "p0"
-            picks = {"pixel L2" if name == "baseline" else name: "p0" if c else "p1"
-                     for name, c in zip(titles, choices[:, i].tolist())}
-            said = ", ".join(f"{name}: {pick} {'✓' if pick == answer else '✗'}" for name, pick in picks.items())
-            out.append(image_grid([t["ref"][i], t["p0"][i], t["p1"][i]], ["reference", "p0", "p1"], height=96))
-            out.append(Markdown(f"*{split}* triplet {i}: closer by construction **{answer}**; {said}"))
-    return out or [Markdown("The networks agree on every triplet.")]
+    return bench.example_figures(reference, list(zip(titles, images)))

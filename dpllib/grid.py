@@ -1,9 +1,10 @@
 """The experiment grid: presets -> cells -> papermill runs -> records.
 
 A preset (YAML) names benchmarks with their data sets, networks with weights and points, seeds
-and a budget. Each cell is one notebook run, identified by the hash of its config
-(:func:`dpllib.results.cell_id`); a cell whose record exists is skipped, so a rerun after Ctrl-C,
-a crash or a new preset entry only runs what is missing.
+and a budget. Each cell is one run of the benchmark notebook, identified by the hash of its
+config (:func:`dpllib.results.cell_id`); a cell whose record exists is skipped, so a rerun after
+Ctrl-C, a crash or a new preset entry only runs what is missing. The grid never calls a
+trainer: it runs notebooks and reads records.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import submitit
 import yaml
 from jupyter_client import KernelManager
 
-from .config import (BASELINE, BENCHMARK_DATASETS, BENCHMARKS, BUDGETS, PAPER_TRAINING_ITEMS, CellConfig,
-                     training_steps)
-from .errors import DplError, close_matches
-from .files import atomic_write, temporary_is_orphaned, temporary_path
-from .results import cell_id, code_version, failed_record, read_record, record_path, write_record
+from .benchmark import get_benchmark
+from .config import BASELINE, CellConfig, training_steps
+from .errors import DplError
+from .files import temporary_is_orphaned, temporary_path
+from .paths import resource
+from .results import cell_id, code_version, failed_record, read_record, record_path, write_manifest, write_record
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks" / "benchmarks"
+CELL_NOTEBOOK = "benchmarks/cell.ipynb"  # under the notebooks folder: one notebook for every benchmark
 PRESET_KEYS = {"name", "description", "budget", "seeds", "device", "data_root", "benchmarks",
                "networks", "baselines", "overrides"}
 NETWORK_KEYS = {"network", "weights", "points"}
@@ -47,7 +48,8 @@ def preset_path(name_or_path: str) -> Path:
     shipped = resources.files("dpllib") / "presets" / f"{name_or_path}.yaml"
     if shipped.is_file():
         return Path(str(shipped))
-    names = [p.name.removesuffix(".yaml") for p in (resources.files("dpllib") / "presets").iterdir()]
+    names = [p.name.removesuffix(".yaml") for p in (resources.files("dpllib") / "presets").iterdir()
+             if p.name.endswith(".yaml")]
     raise DplError(f"no preset {name_or_path!r}: not a YAML file and not one of {sorted(names)}")
 
 
@@ -73,16 +75,17 @@ def load_preset(name_or_path: str) -> dict:
         preset["data_root"] = str((path.parent / Path(preset["data_root"]).expanduser()).resolve())
     budget = preset.get("budget", "smoke")
     preset["budget"] = budget
-    benchmarks = preset.get("benchmarks") or {}
-    for bench, dataset in benchmarks.items():
-        if bench not in BENCHMARKS:
-            raise DplError(f"preset {path}: unknown benchmark {bench!r}; close matches: {close_matches(bench, BENCHMARKS)}")
-        if dataset not in BENCHMARK_DATASETS[bench]:
-            raise DplError(f"preset {path}: {bench} data set must be one of {BENCHMARK_DATASETS[bench]}, got {dataset!r}")
-        if budget not in BUDGETS[bench]:
-            raise DplError(f"preset {path}: unknown budget {budget!r}; choose from {sorted(BUDGETS[bench])}")
+    chosen = preset.get("benchmarks") or {}
+    for bench, dataset in chosen.items():
+        try:
+            descriptor = get_benchmark(bench)
+            descriptor.dataset(dataset)
+        except DplError as err:
+            raise DplError(f"preset {path}: {err}") from None
+        if budget not in descriptor.budgets:
+            raise DplError(f"preset {path}: unknown budget {budget!r}; choose from {sorted(descriptor.budgets)}")
     for bench in preset["overrides"]:
-        if bench not in benchmarks:
+        if bench not in chosen:
             raise DplError(f"preset {path}: overrides for {bench!r}, which the preset does not run")
     for entry in preset.get("networks") or []:
         unknown = set(entry) - NETWORK_KEYS
@@ -155,8 +158,8 @@ def absolute_environment() -> None:
             os.environ[name] = str(Path(value).expanduser().resolve())
 
 
-def run_cell(cell: dict, results_dir: str | os.PathLike) -> dict:
-    """Run one cell's notebook with papermill; keep the executed notebook beside the record.
+def run_cell_notebook(cell: dict, results_dir: str | os.PathLike) -> dict:
+    """Run the benchmark notebook for one cell with papermill; keep the executed notebook beside the record.
     Returns the record. A notebook that dies before writing its record gets a 'failed' record
     with the traceback, so the grid goes on."""
     import papermill as pm
@@ -167,12 +170,12 @@ def run_cell(cell: dict, results_dir: str | os.PathLike) -> dict:
     executed = path.with_suffix(".ipynb")
     scratch = temporary_path(executed).with_suffix(".tmp.ipynb")
     path.parent.mkdir(parents=True, exist_ok=True)
-    params = {k: v for k, v in cell.items() if k != "benchmark"}
+    params = dict(cell)
     params["record_path"] = str(path)
     start = time.perf_counter()
     error = None
     try:
-        pm.execute_notebook(str(NOTEBOOKS / f"{cell['benchmark']}.ipynb"), str(scratch), parameters=params,
+        pm.execute_notebook(str(resource("notebooks") / CELL_NOTEBOOK), str(scratch), parameters=params,
                             kernel_name="python3", progress_bar=False, cwd=str(path.parent),
                             kernel_manager_class="dpllib.grid.IsolatedKernelManager")
     except Exception:  # papermill's execution error, a dead kernel, ...
@@ -200,9 +203,14 @@ class CellStatus:
 
 def status(preset: dict, results_dir: str | os.PathLike) -> list[CellStatus]:
     """Each cell of the preset with its state from the records on disk."""
+    return states(cells(preset, results_dir), results_dir)
+
+
+def states(cell_list: list[dict], results_dir: str | os.PathLike) -> list[CellStatus]:
+    """Each of ``cell_list`` with its state from the records on disk."""
     current = code_version()
     out = []
-    for cell in cells(preset, results_dir):
+    for cell in cell_list:
         path = record_path(cell, results_dir)
         if not path.exists():
             out.append(CellStatus(cell, "pending"))
@@ -240,11 +248,12 @@ def status_table(preset: dict, results_dir: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-def to_run(preset: dict, results_dir: str | os.PathLike, retry_failed: bool = False,
+def to_run(cell_list: list[dict], results_dir: str | os.PathLike, retry_failed: bool = False,
            rerun_stale: bool = False) -> tuple[list[dict], Counter]:
-    """The cells to run (pending, and failed or stale ones when asked) and the count of the rest."""
+    """The cells of ``cell_list`` to run (pending, and failed or stale ones when asked) and the
+    count of the rest."""
     todo, skipped = [], Counter()
-    for s in status(preset, results_dir):
+    for s in states(cell_list, results_dir):
         if s.state == "pending" or (retry_failed and s.state == "failed") or (rerun_stale and s.state == "stale"):
             todo.append(s.cell)
         else:
@@ -259,7 +268,7 @@ def _run_cell_entry(cell: dict, results_dir: str, threads: int | None = None,
         os.environ["OMP_NUM_THREADS"] = str(threads)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    record = run_cell(cell, results_dir)
+    record = run_cell_notebook(cell, results_dir)
     return cell_id(cell), record["status"]
 
 
@@ -299,14 +308,13 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
     removed = clean_temporaries(results_dir)
     if removed:
         outcome["temporaries removed"] = removed
-    todo, skipped = to_run(preset, results_dir, retry_failed, rerun_stale)
+    todo, skipped = to_run(_expand_and_record(preset, results_dir), results_dir, retry_failed, rerun_stale)
     outcome.update(skipped)
-    _write_manifest(preset, results_dir)
     bar = tqdm(total=len(todo), desc=f"{preset['name']} cells", unit="cell", disable=not progress)
     if workers <= 1:
         for cell in todo:
             bar.set_postfix_str(f"{cell['benchmark']} {cell['network']} {cell['weights']}")
-            outcome[run_cell(cell, results_dir)["status"]] += 1
+            outcome[run_cell_notebook(cell, results_dir)["status"]] += 1
             bar.update()
     else:
         import concurrent.futures
@@ -353,8 +361,7 @@ def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partitio
     executor (for tests)."""
     absolute_environment()
     results_dir = Path(results_dir).resolve()
-    todo, _ = to_run(preset, results_dir, retry_failed, rerun_stale)
-    _write_manifest(preset, results_dir)
+    todo, _ = to_run(_expand_and_record(preset, results_dir), results_dir, retry_failed, rerun_stale)
     if not todo:
         return []
     executor = submitit.AutoExecutor(folder=results_dir / ".submitit", cluster=cluster)
@@ -373,9 +380,12 @@ def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partitio
     return jobs
 
 
-def _write_manifest(preset: dict, results_dir: Path) -> None:
-    """The preset as run, beside the records (the book's methods page reads it)."""
-    atomic_write(results_dir / "preset.json", json.dumps(preset, indent=1, default=str))
+def _expand_and_record(preset: dict, results_dir: Path) -> list[dict]:
+    """The preset's cells; the preset as run and their ids are written beside the records (the
+    book and ``dpl table`` read them there: nothing expands the preset again)."""
+    cell_list = cells(preset, results_dir)
+    write_manifest(results_dir, preset, [cell_id(c) for c in cell_list])
+    return cell_list
 
 
 # --------------------------------------------------------------------------- estimates
@@ -383,7 +393,7 @@ def _write_manifest(preset: dict, results_dir: Path) -> None:
 
 def step_cost_files() -> dict[str, dict]:
     """The shipped step-cost measurements ({file stem: contents}), one per device and code
-    version (``dpllib/presets/step_costs/*.json``, written by ``benchmarks/step_cost.py``)."""
+    version (``dpllib/presets/step_costs/*.json``, written by ``dpl bench step_cost``)."""
     folder = resources.files("dpllib") / "presets" / "step_costs"
     return {Path(str(p)).stem: json.loads(p.read_text()) for p in sorted(folder.iterdir(), key=str)
             if str(p).endswith(".json")}
@@ -402,11 +412,15 @@ def estimate(preset: dict, step_costs: dict[str, dict] | None = None) -> str:
     totals = dict.fromkeys(names, 0.0)
     unknown: dict[str, set] = {n: set() for n in names}
     for bench, bench_cells in by_bench.items():
+        descriptor = get_benchmark(bench)
         settings = CellConfig.from_dict(bench_cells[0]).settings()
-        steps = _steps(bench, settings)
+        steps = training_steps(settings, descriptor.paper_training_items or 0)  # at the study's data sizes
         warm = settings.get("warm_steps") or 0
-        # a similarity cell calibrates all its points in one training; the others train one model per point
-        trainings = sum(1 if bench == "similarity" else max(1, len(c["points"])) for c in bench_cells)
+
+        def trainings_of(cell: dict) -> int:  # one model per point, or one calibration per cell
+            return max(1, len(cell["points"])) if descriptor.trains_per_point else 1
+
+        trainings = sum(trainings_of(c) for c in bench_cells)
         hours = dict.fromkeys(names, 0.0)
         for name, data in measured.items():
             costs = data.get("seconds_per_step", {})
@@ -415,8 +429,7 @@ def estimate(preset: dict, step_costs: dict[str, dict] | None = None) -> str:
                 if cost is None:
                     unknown[name].add(f"{bench}/{cell['network']}")
                     continue
-                n = 1 if bench == "similarity" else max(1, len(cell["points"]))
-                hours[name] += n * steps * cost / 3600
+                hours[name] += trainings_of(cell) * steps * cost / 3600
             if warm:  # one warm start per seed, at the baseline's cost
                 base = costs.get(f"{bench}/{BASELINE}", 0.0)
                 hours[name] += len({c["seed"] for c in bench_cells}) * warm * base / 3600
@@ -430,12 +443,6 @@ def estimate(preset: dict, step_costs: dict[str, dict] | None = None) -> str:
         lines.append(f"{name}: {data.get('device', '?')}, torch {data.get('torch', '?')}, code {data.get('commit', '?')}, "
                      f"{data.get('measured', '?')}; {data.get('mode', '')}{missing}")
     return "\n".join(lines)
-
-
-def _steps(bench: str, settings: dict) -> int:
-    """Optimizer steps of one training at the study's data sizes (the similarity cell: its lin
-    calibration steps)."""
-    return training_steps(settings, PAPER_TRAINING_ITEMS.get(bench, 0))
 
 
 def clean_temporaries(results_dir: str | os.PathLike, max_age_s: float = 86_400) -> int:

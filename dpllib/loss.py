@@ -119,35 +119,32 @@ def feature_distance_map(a: torch.Tensor, b: torch.Tensor, distance: str,
     return (diff * channel_weights).sum(dim=1, keepdim=True)
 
 
-def perceptual_distance(x: torch.Tensor, y: torch.Tensor, features: Callable[[torch.Tensor], list[torch.Tensor]],
-                        distance: str = "mse", point_weights: Sequence[float] | torch.Tensor | None = None,
-                        channel_weights: Sequence[torch.Tensor] | None = None,
-                        reduction: str = "mean") -> torch.Tensor:
-    """The deep perceptual distance of two N x 3 x H x W batches, already in the network's input
-    convention: ``features(images)`` returns each point's N x C x h x w features; per point a
-    distance map (see :func:`feature_distance_map`), weighted by ``point_weights`` (default 1),
-    averaged over space and summed over points.
+def feature_distance(features_x: Sequence[torch.Tensor], features_y: Sequence[torch.Tensor], distance: str = "mse",
+                     point_weights: Sequence[float] | torch.Tensor | None = None,
+                     channel_weights: Sequence[torch.Tensor] | None = None, reduction: str = "mean",
+                     size: tuple[int, int] | None = None) -> torch.Tensor:
+    """The deep perceptual distance from features: per point i a distance map of
+    ``features_x[i]`` and ``features_y[i]`` (N x C x h x w each; see
+    :func:`feature_distance_map`), weighted by ``point_weights`` (default 1), averaged over
+    space and summed over points.
 
-    reduction: ``"mean"`` (scalar), ``"sum"``, ``"none"`` (N) or ``"map"`` (N x 1 x H x W, each
-    point's map upsampled to the input size). When only one input needs gradients the two
-    batches go through the network separately (backpropagation then skips the other); else
-    together in one pass.
+    reduction: ``"mean"`` (scalar), ``"sum"``, ``"none"`` (N) or ``"map"`` (N x 1 x H x W: each
+    point's map upsampled to ``size``, the input's H x W).
     """
     _one_of("distance", distance, DISTANCES)
     _one_of("reduction", reduction, REDUCTIONS)
-    if x.requires_grad or y.requires_grad:
-        pairs = list(zip(features(x), features(y)))
-    else:
-        n = x.shape[0]
-        pairs = [(f[:n], f[n:]) for f in features(torch.cat([x, y]))]
+    if len(features_x) != len(features_y):
+        raise DplError(f"features of {len(features_x)} and {len(features_y)} points; give both the same points")
+    if reduction == "map" and size is None:
+        raise DplError("reduction='map' needs the input size (size=(H, W))")
     if point_weights is None:
-        point_weights = [1.0] * len(pairs)
+        point_weights = [1.0] * len(features_x)
     total = None
-    for i, (fx, fy) in enumerate(pairs):
+    for i, (fx, fy) in enumerate(zip(features_x, features_y)):
         lin = channel_weights[i] if channel_weights else None
         dmap = feature_distance_map(fx, fy, distance, lin) * point_weights[i]
         if reduction == "map":
-            dmap = F.interpolate(dmap, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            dmap = F.interpolate(dmap, size=size, mode="bilinear", align_corners=False)
         else:
             dmap = dmap.mean(dim=(1, 2, 3))
         total = dmap if total is None else total + dmap
@@ -156,6 +153,26 @@ def perceptual_distance(x: torch.Tensor, y: torch.Tensor, features: Callable[[to
     if reduction == "sum":
         return total.sum()
     return total
+
+
+def perceptual_distance(x: torch.Tensor, y: torch.Tensor, features: Callable[[torch.Tensor], list[torch.Tensor]],
+                        distance: str = "mse", point_weights: Sequence[float] | torch.Tensor | None = None,
+                        channel_weights: Sequence[torch.Tensor] | None = None,
+                        reduction: str = "mean") -> torch.Tensor:
+    """The deep perceptual distance of two N x 3 x H x W batches, already in the network's input
+    convention: ``features(images)`` returns each point's N x C x h x w features, and
+    :func:`feature_distance` compares them (same ``distance``, ``point_weights``,
+    ``channel_weights`` and ``reduction``). When only one input needs gradients the two
+    batches go through the network separately (backpropagation then skips the other); else
+    together in one pass.
+    """
+    if x.requires_grad or y.requires_grad:
+        fx, fy = features(x), features(y)
+    else:
+        n = x.shape[0]
+        both = features(torch.cat([x, y]))
+        fx, fy = [f[:n] for f in both], [f[n:] for f in both]
+    return feature_distance(fx, fy, distance, point_weights, channel_weights, reduction, tuple(x.shape[-2:]))
 
 
 class PerceptualLoss(nn.Module):
@@ -233,6 +250,7 @@ class PerceptualLoss(nn.Module):
         self.channel_weights = nn.ParameterList(
             self._calibration(calibration) if calibration is not None else [])
         self._min_size: int | None = None
+        self._truncated: dict[tuple, FeatureExtractor] = {}
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -280,19 +298,30 @@ class PerceptualLoss(nn.Module):
         """Images in ``input_range`` -> the network's input convention."""
         return (images - self.shift) / self.scale
 
-    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Features at each point for a batch in ``input_range`` (one truncated pass)."""
-        return self._features(self.normalize(images))
+    def features(self, images: torch.Tensor, points: Sequence[str] | None = None) -> list[torch.Tensor]:
+        """Features at each point (or at ``points``, some of this loss's points by module name or
+        alias, computing only what they need) for a batch in ``input_range``: one truncated pass."""
+        return self._features(self.normalize(images), points)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = self._checked(x, y)
         return perceptual_distance(self.normalize(x), self.normalize(y), self._features, self.distance,
                                    self.point_weights, list(self.channel_weights) or None, self.reduction)
 
-    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def _extractor_of(self, points: Sequence[str] | None, device: torch.device) -> FeatureExtractor:
+        """The extractor of all points, or a view of it truncated to ``points`` (cached per
+        device: a view made before ``.to(device)`` would keep the old device's tensors)."""
+        if points is None:
+            return self.extractor
+        key = (tuple(resolve_point(self.network, p).module for p in points), str(device))
+        if key not in self._truncated:
+            self._truncated[key] = self.extractor.truncated(list(key[0]))
+        return self._truncated[key]
+
+    def _features(self, images: torch.Tensor, points: Sequence[str] | None = None) -> list[torch.Tensor]:
         """Features of already normalised images (one truncated pass)."""
         try:
-            feats = self.extractor(images.contiguous(memory_format=self.memory_format))
+            feats = self._extractor_of(points, images.device)(images.contiguous(memory_format=self.memory_format))
         except (RuntimeError, ValueError) as err:
             self._raise_if_too_small(images, err)
             raise

@@ -185,8 +185,9 @@ def build(name: str) -> nn.Module:
 # --------------------------------------------------------------------------- metadata
 
 
-def _torchvision_weights(arch: str):
-    """The torchvision weights enum value the 'imagenet' option uses (V1 for the study)."""
+def imagenet_weights_enum(arch: str):
+    """The torchvision weights enum value the 'imagenet' option uses for the torchvision model
+    ``arch`` (IMAGENET1K_V1 for the study's networks, as the study; else the default)."""
     from torchvision.models import get_model_weights
 
     enum = get_model_weights(arch)
@@ -206,7 +207,7 @@ def network_info(name: str) -> NetworkInfo:
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     top1 = top5 = None
     if source == "torchvision":
-        w = _torchvision_weights(arch)
+        w = imagenet_weights_enum(arch)
         metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
         top1, top5 = metrics.get("acc@1"), metrics.get("acc@5")
         tf = w.transforms()
@@ -380,13 +381,13 @@ def resolve_point(network: str, point: str | ExtractionPoint) -> ExtractionPoint
 def feature_shapes(network: str, modules: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
     """The output shape of each point for one image at the network's native input size
     (computed on the meta device: no weights, no compute)."""
-    from .features import _tracer_module
+    from .features import tracer_module
 
     size = network_info(network).input_size
     with torch.device("meta"):
         model = build(network).eval()
         keys = {m: f"p{i}" for i, m in enumerate(dict.fromkeys(modules))}
-        extractor = _tracer_module(resolve(network)[0]).create_feature_extractor(model, return_nodes=keys)
+        extractor = tracer_module(resolve(network)[0]).create_feature_extractor(model, return_nodes=keys)
         with torch.no_grad():
             out = extractor(torch.empty(1, 3, size, size))
     return tuple(tuple(out[keys[m]].shape) for m in modules)

@@ -32,6 +32,30 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return path
 
 
+RESOURCES = ("notebooks", "book")  # shipped beside the package (setup.py copies them into a wheel)
+
+
+def source_checkout() -> Path | None:
+    """The source checkout dpllib runs from (an editable install), or None (an installed
+    wheel). The only place that looks above the package."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and all((checkout / r).is_dir() for r in RESOURCES):
+        return checkout
+    return None
+
+
+def resource(name: str) -> Path:
+    """A shipped folder: ``notebooks`` (benchmark and analysis notebooks) or ``book`` (the book's
+    sources): the checkout's own, else the copy inside the installed package."""
+    if name not in RESOURCES:
+        raise DplError(f"resource must be one of {RESOURCES}, got {name!r}")
+    checkout = source_checkout()
+    path = checkout / name if checkout else Path(__file__).resolve().parent / "_resources" / name
+    if not path.is_dir():
+        raise DplError(f"dpllib's {name} folder is missing at {path}; reinstall dpllib (pip install dpllib)")
+    return path
+
+
 def results_root() -> Path:
     """The folder that holds each preset's results folder, always absolute: ``$DPL_RESULTS``;
     else ``results/`` in the source checkout dpllib runs from; else ``results/`` in the current
@@ -39,10 +63,8 @@ def results_root() -> Path:
     env = os.environ.get(RESULTS_ENV)
     if env:
         return Path(env).expanduser().resolve()
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
-        return checkout / "results"
-    return Path.cwd().resolve() / "results"
+    checkout = source_checkout()
+    return (checkout or Path.cwd().resolve()) / "results"
 
 
 def preset_results_dir(preset_name: str, explicit: str | os.PathLike | None = None) -> Path:

@@ -1,8 +1,9 @@
 """Building the book: run the preset's missing cells, execute the analysis notebooks into
-``book/chapters`` (only when their inputs changed), then ``jupyter-book build``.
+``<book>/chapters`` (only when their inputs changed), write the table of contents (a chapter per
+benchmark the run has, from the registry), then ``jupyter-book build``.
 
 Nothing is executed at book build time; a chapter that raised, or that holds an error output,
-fails the build.
+fails the build. A book rebuild reads only the run's records (its manifest names them).
 """
 
 from __future__ import annotations
@@ -18,23 +19,50 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+import yaml
 
+from .benchmark import benchmarks
 from .errors import DplError
 from .files import atomic_write
-from .paths import preset_results_dir
+from .paths import preset_results_dir, resource, source_checkout
+from .results import read_manifest, source_digest
 
-REPO = Path(__file__).resolve().parents[1]
-ANALYSIS = REPO / "notebooks" / "analysis"
-# chapter name -> (analysis notebook, extra parameters, page title when the notebook has none)
-CHAPTERS = {
-    "methods": ("methods.ipynb", {}, None),
-    "similarity": ("benchmark.ipynb", {"benchmark": "similarity"}, "Perceptual similarity"),
-    "super_resolution": ("benchmark.ipynb", {"benchmark": "super_resolution"}, "Super-resolution x4"),
-    "segmentation": ("benchmark.ipynb", {"benchmark": "segmentation"}, "Road segmentation"),
-    "autoencoding": ("benchmark.ipynb", {"benchmark": "autoencoding"}, "Autoencoder embeddings"),
-    "conventions": ("conventions.ipynb", {}, None),
-}
 MATHJAX_PACKAGE = "mathjax@3"
+BOOK_PAGES = ("intro", "reproduce")  # written pages of the book's sources: first and last
+
+
+def chapters(results_dir: Path) -> dict[str, tuple[str, dict, str | None]]:
+    """The book's chapters for the run in ``results_dir``: {name: (analysis notebook, its
+    parameters, page title when the notebook has none)}: methods, one per benchmark the run has
+    (in the registry's order), the conventions."""
+    preset, _ = read_manifest(results_dir)
+    ran = preset.get("benchmarks") or {}
+    out = {"methods": ("methods.ipynb", {}, None)}
+    out.update({name: ("benchmark.ipynb", {"benchmark": name}, b.title)
+                for name, b in benchmarks().items() if name in ran})
+    out["conventions"] = ("conventions.ipynb", {}, None)
+    return out
+
+
+def write_toc(book_dir: Path, names: list[str]) -> Path:
+    """The book's ``_toc.yml``: the intro, the chapters, the reproduce page."""
+    toc = {"format": "jb-book", "root": BOOK_PAGES[0],
+           "chapters": [{"file": f"chapters/{n}"} for n in names] + [{"file": p} for p in BOOK_PAGES[1:]]}
+    return atomic_write(book_dir / "_toc.yml", "# written by dpllib.report from the run's benchmarks\n"
+                        + yaml.safe_dump(toc, sort_keys=False))
+
+
+def book_folder(book_dir: str | os.PathLike | None, results_dir: Path) -> Path:
+    """Where the book is built: ``book_dir``; else the checkout's ``book/``; else (an installed
+    dpllib) ``<results_dir>/book``, with the shipped book sources copied in."""
+    if book_dir is not None:
+        return Path(book_dir).resolve()
+    checkout = source_checkout()
+    if checkout is not None:
+        return checkout / "book"
+    target = results_dir / "book"
+    shutil.copytree(resource("book"), target, dirs_exist_ok=True)
+    return target
 
 
 def ensure_mathjax(book_dir: Path) -> Path:
@@ -77,29 +105,32 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
-def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True,
-                     cell_ids: set[str] | None = None) -> list[str]:
+def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True) -> list[str]:
     """Execute each analysis notebook into ``book_dir/chapters`` with papermill, unless the
-    chapter there was made from the same results table and notebook source. The table holds the
-    records of ``cell_ids`` (a preset's cells), or every record when None. Returns the names
-    executed. Raises when a chapter fails."""
+    chapter there was made from the same results table, manifest, library and notebook source;
+    write the table of contents. The table holds the records the run's manifest names. Returns
+    the names executed. Raises when a chapter fails."""
     import papermill as pm
 
     from .results import table, write_table
 
-    frame = table(results_dir, cell_ids)
+    results_dir = Path(results_dir).resolve()
+    _, ids = read_manifest(results_dir)
+    frame = table(results_dir, ids)
     table_path = results_dir / "table.parquet"
     table_bytes = frame.to_csv(index=False).encode()
     write_table(frame, table_path)
-    preset_bytes = (results_dir / "preset.json").read_bytes() if (results_dir / "preset.json").is_file() else b""
+    manifest_bytes = (results_dir / "run.json").read_bytes()
     # the library's own source: a change to the statistics or figures re-executes the chapters
-    library_bytes = b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.rglob("*.py")))
-    chapters = book_dir / "chapters"
-    chapters.mkdir(parents=True, exist_ok=True)
+    library_bytes = source_digest().encode()
+    analysis = resource("notebooks") / "analysis"
+    folder = book_dir / "chapters"
+    folder.mkdir(parents=True, exist_ok=True)
     executed = []
-    for name, (source, extra, title) in CHAPTERS.items():
-        out = chapters / f"{name}.ipynb"
-        key = _digest(table_bytes, preset_bytes, library_bytes, (ANALYSIS / source).read_bytes(),
+    planned = chapters(results_dir)
+    for name, (source, extra, title) in planned.items():
+        out = folder / f"{name}.ipynb"
+        key = _digest(table_bytes, manifest_bytes, library_bytes, (analysis / source).read_bytes(),
                       json.dumps([extra, title], sort_keys=True).encode())
         if out.is_file() and not force:
             old = nbformat.read(out, as_version=4)
@@ -108,10 +139,9 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
         scratch = book_dir / "_build" / "executing" / f"{name}.ipynb"  # outside the book's sources
         scratch.parent.mkdir(parents=True, exist_ok=True)
         try:
-            pm.execute_notebook(str(ANALYSIS / source), str(scratch), kernel_name="python3", progress_bar=progress,
-                                parameters={"results_dir": str(results_dir.resolve()),
-                                            "table_path": str(table_path.resolve()), **extra},
-                                cwd=str(REPO))
+            pm.execute_notebook(str(analysis / source), str(scratch), kernel_name="python3", progress_bar=progress,
+                                parameters={"results_dir": str(results_dir), "table_path": str(table_path), **extra},
+                                cwd=str(results_dir), kernel_manager_class="dpllib.grid.IsolatedKernelManager")
         except Exception as err:
             raise DplError(f"chapter {name} ({source}) failed; the executed notebook is {scratch}: {err}") from err
         nb = nbformat.read(scratch, as_version=4)
@@ -128,6 +158,7 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
         atomic_write(out, lambda path: nbformat.write(nb, path))
         scratch.unlink()
         executed.append(name)
+    write_toc(book_dir, list(planned))
     return executed
 
 
@@ -152,13 +183,13 @@ def build_book(preset: str = "offline", results_dir: str | os.PathLike | None = 
 
     spec = grid.load_preset(preset)
     results_dir = preset_results_dir(spec["name"], results_dir)
-    book_dir = Path(book_dir) if book_dir else REPO / "book"
     if run:
         outcome = grid.run(spec, results_dir, workers=workers, progress=progress)
         if progress:
             print("cells:", ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())))
+    book_dir = book_folder(book_dir, results_dir)
     ensure_mathjax(book_dir)
-    done = execute_chapters(results_dir, book_dir, force=force, progress=progress, cell_ids=grid.cell_ids(spec))
+    done = execute_chapters(results_dir, book_dir, force=force, progress=progress)
     if progress:
         print("chapters executed:", ", ".join(done) or "none (inputs unchanged)")
     return build_html(book_dir)

@@ -27,7 +27,7 @@ from .config import BASELINE, CellConfig
 from .errors import DplError
 from .files import atomic_write
 
-SCHEMA_VERSION = 1  # of a record: the one place it is written
+SCHEMA_VERSION = 2  # of a record: the one place it is written (2: loss curves per trained model everywhere)
 TABLE_SCHEMA_VERSION = 1
 # What identifies a cell: everything that can change its numbers (not where it runs or writes).
 ID_KEYS = ("benchmark", "network", "points", "weights", "dataset", "budget", "batch_size", "seed", "overrides")
@@ -36,17 +36,26 @@ NUMERIC_SOURCES = ("config.py", "loss.py", "features.py", "networks.py", "weight
                    "datasets", "trainers")
 
 
-@functools.cache
-def code_version() -> str:
-    """12 hex digits of the sha256 of the dpllib sources that compute a cell's numbers
-    (NUMERIC_SOURCES): a record from other code is stale."""
+RUN_MANIFEST = "run.json"  # beside a preset's records: the preset as run and its cell ids
+
+
+def source_digest(names: tuple[str, ...] | None = None) -> str:
+    """12 hex digits of the sha256 of dpllib's sources (files or folders named relative to the
+    package; None: all of them)."""
     package = Path(__file__).resolve().parent
+    targets = [package / n for n in names] if names is not None else [package]
     digest = hashlib.sha256()
-    for name in NUMERIC_SOURCES:
-        target = package / name
+    for target in targets:
         for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
             digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+@functools.cache
+def code_version() -> str:
+    """The digest of the dpllib sources that compute a cell's numbers (NUMERIC_SOURCES): a
+    record from other code is stale."""
+    return source_digest(NUMERIC_SOURCES)
 
 
 def cell_id(config: dict) -> str:
@@ -173,31 +182,47 @@ def records(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) ->
     return [read_record(p) for p in paths if cell_ids is None or p.stem in cell_ids]
 
 
-def references(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> pd.DataFrame:
+def write_manifest(results_dir: str | os.PathLike, preset: dict, cell_ids: list[str]) -> Path:
+    """The preset as run and its cells' ids, beside the records (the book and ``dpl table``
+    read which records belong to the run from here)."""
+    return atomic_write(Path(results_dir) / RUN_MANIFEST,
+                        json.dumps({"preset": preset, "cell_ids": sorted(cell_ids)}, indent=1, default=str))
+
+
+def read_manifest(results_dir: str | os.PathLike) -> tuple[dict, set[str]]:
+    """(preset, cell ids) of the run in ``results_dir``."""
+    path = Path(results_dir) / RUN_MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+        return manifest["preset"], set(manifest["cell_ids"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DplError(f"cannot read the run manifest {path} ({err}); `dpl run PRESET` writes it") from err
+
+
+def references(recs: list[dict]) -> pd.DataFrame:
     """The references the cells recorded beside their rows (bicubic and nearest upscaling, the
     all-road answer, PCA-64 probes, SSIM): one row per benchmark, seed, method, metric, split."""
     rows = [{"benchmark": rec["config"]["benchmark"], "seed": rec["config"]["seed"], "dataset": rec["config"]["dataset"],
-             **ref} for rec in records(results_dir, cell_ids) if rec["status"] == "ok" for ref in rec.get("references", [])]
+             **ref} for rec in recs if rec["status"] == "ok" for ref in rec.get("references", [])]
     frame = pd.DataFrame(rows, columns=["benchmark", "seed", "dataset", "method", "metric", "split", "value"])
     return frame.groupby(["benchmark", "seed", "dataset", "method", "metric", "split"], as_index=False)["value"].mean()
 
 
-def cell_examples(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> list[tuple[dict, dict]]:
-    """(config, examples) of every ok cell that wrote examples."""
+def cell_examples(results_dir: str | os.PathLike, recs: list[dict]) -> list[tuple[dict, dict]]:
+    """(config, examples) of every ok record that wrote examples."""
     out = []
-    for path in sorted(Path(results_dir).glob("*/*.json")):
-        if cell_ids is not None and path.stem not in cell_ids:
-            continue
-        examples = read_examples(path)
-        if examples:
-            out.append((read_record(path)["config"], examples))
+    for rec in recs:
+        if rec["status"] == "ok":
+            examples = read_examples(Path(results_dir) / rec["config"]["benchmark"] / f"{rec['cell_id']}.json")
+            if examples:
+                out.append((rec["config"], examples))
     return out
 
 
 @dataclass
 class Run:
     """A run as the book's chapters read it: the table of the preset's cells, the preset, the
-    references and the examples."""
+    records, the references and the examples."""
 
     table: pd.DataFrame
     preset: dict
@@ -207,27 +232,30 @@ class Run:
 
 
 def load_run(results_dir: str | os.PathLike, table_path: str | os.PathLike | None = None) -> Run:
-    """The run in ``results_dir`` (its ``preset.json`` names the cells); the table is read from
-    ``table_path`` when given."""
-    from .grid import cell_ids
-
-    preset = json.loads((Path(results_dir) / "preset.json").read_text())
-    ids = cell_ids(preset)
-    frame = read_table(table_path) if table_path else table(results_dir, ids)
-    return Run(frame, preset, records(results_dir, ids), references(results_dir, ids), cell_examples(results_dir, ids))
+    """The run in ``results_dir`` (its manifest names the cells; each record is read once); the
+    table is read from ``table_path`` when given."""
+    preset, ids = read_manifest(results_dir)
+    recs = records(results_dir, ids)
+    frame = read_table(table_path) if table_path else table_of(recs)
+    return Run(frame, preset, recs, references(recs), cell_examples(results_dir, recs))
 
 
 # --------------------------------------------------------------------------- the table
 
 
 def table(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> pd.DataFrame:
+    """The tidy table (:func:`table_of`) of the records under ``results_dir`` (only those of
+    ``cell_ids`` when given: a run's cells, :func:`read_manifest`)."""
+    return table_of(records(results_dir, cell_ids))
+
+
+def table_of(recs: list[dict]) -> pd.DataFrame:
     """One tidy row per cell, point, metric and split, joined with network and point metadata:
-    top1, depth, has_batchnorm, params, pretrained (weights == 'imagenet'), family. Only the
-    records of ``cell_ids`` when given (a preset's cells: ``dpllib.grid.cell_ids``)."""
+    top1, depth, has_batchnorm, params, pretrained (weights == 'imagenet'), family."""
     from .networks import network_info, resolve_point
 
     rows = []
-    for rec in records(results_dir, cell_ids):
+    for rec in recs:
         cfg = rec["config"]
         base = {"cell_id": rec["cell_id"], "benchmark": cfg["benchmark"], "network": cfg["network"],
                 "weights": cfg["weights"], "dataset": cfg["dataset"], "budget": cfg["budget"],

@@ -19,7 +19,7 @@ from torch import nn
 
 from .download import download
 from .errors import DplError, UnavailableError
-from .networks import LITE_NETWORKS, _torchvision_weights, build, resolve
+from .networks import LITE_NETWORKS, imagenet_weights_enum, build, resolve
 
 Weights = str | os.PathLike | Mapping[str, torch.Tensor] | nn.Module
 # DenseNet checkpoints saved before torchvision 0.3 name layers "norm.1" where modules are "norm1"
@@ -64,7 +64,7 @@ def weights_label(weights: Weights) -> str:
 
 def torchvision_cache_path(arch: str) -> Path:
     """Where torchvision keeps the 'imagenet' weights file of ``arch``."""
-    w = _torchvision_weights(arch)
+    w = imagenet_weights_enum(arch)
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(w.url).path)
 
 
@@ -73,7 +73,7 @@ def _imagenet(name: str) -> nn.Module:
     if name in LITE_NETWORKS:
         return _efficientnet_lite(name)
     if source == "torchvision":
-        w = _torchvision_weights(arch)
+        w = imagenet_weights_enum(arch)
         path = torchvision_cache_path(arch)
         url = w.url
         mirror = os.environ.get(TORCHVISION_MIRROR_ENV)

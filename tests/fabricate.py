@@ -3,7 +3,6 @@ made-up numbers with a known structure, never shown as results."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 import yaml
 
 from dpllib.networks import extraction_points
-from dpllib.results import SCHEMA_VERSION, code_version, write_record
+from dpllib.results import SCHEMA_VERSION, cell_id, code_version, write_manifest, write_record
 
 SPLITS = {"similarity": ["luminance", "contrast", "mean"], "super_resolution": ["set5"],
           "segmentation": ["test", "test_relaxed"], "autoencoding": ["[]", "[32]", "mean"]}
@@ -19,6 +18,8 @@ METRICS = {"similarity": ["2afc"], "super_resolution": ["psnr", "ssim"], "segmen
            "autoencoding": ["probe_accuracy"]}
 DATASET = {"similarity": "equal_mse", "super_resolution": "bsds500", "segmentation": "mass_roads",
            "autoencoding": "cifar10"}
+STUDY_DATASET = {"similarity": "bapps", "super_resolution": "coco", "segmentation": "mass_roads",
+                 "autoencoding": "svhn"}
 NETWORKS = ["efficientnet_lite0", "efficientnet_lite1", "squeezenet1_1", "alexnet"]
 REFERENCES = {"similarity": [("SSIM", "2afc", "mean", 0.7)],
               "super_resolution": [("bicubic", "psnr", "set5", 25.0), ("nearest", "psnr", "set5", 23.0)],
@@ -34,42 +35,50 @@ def _examples(bench: str, aliases: list[str]) -> dict:
     reference = {"super_resolution": {"lr": img[:, :8, :8], "bicubic": img, "nearest": img, "hr": img},
                  "segmentation": {"image": img, "mask": img[:1], "imaged": img[:1]},
                  "autoencoding": {"original": img[None].repeat(4, 1, 1, 1)},
-                 "similarity": {"judge": {"luminance": torch.ones(6), "contrast": torch.zeros(6)}}}[bench]
+                 "similarity": {"judge": {"luminance": torch.ones(6), "contrast": torch.zeros(6)},
+                                "triplets": {s: {k: img[None].repeat(6, 1, 1, 1) for k in ("ref", "p0", "p1")}
+                                             for s in ("luminance", "contrast")}}}[bench]
     return {**{a: per_alias for a in aliases}, "reference": reference}
 
 
-def fabricate_results(folder: Path, seeds=(0, 1)) -> Path:
-    """Records of every cell of ``folder/preset.yaml`` (written too): scores rise with the point
-    index and with ImageNet weights, plus seed noise."""
+def fabricate_results(folder: Path, seeds=(0, 1), networks=tuple(NETWORKS), weights=("imagenet", "random"),
+                      budget: str = "smoke", datasets: dict | None = None, name: str = "fabricated") -> Path:
+    """Records of every cell of a preset (written to ``folder/preset.yaml``, and the run's
+    manifest beside the records): scores rise with the point index and with ImageNet weights,
+    plus seed noise."""
+    datasets = datasets or DATASET
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
+    ids = []
     for bench in METRICS:
         scale = 25.0 if bench == "super_resolution" else 0.7
         for seed in seeds:
-            entries = [(n, w) for n in NETWORKS for w in ("imagenet", "random")] + [("baseline", "none")]
-            for network, weights in entries:
+            entries = [(n, w) for n in networks for w in weights] + [("baseline", "none")]
+            for network, w in entries:
                 study = [] if network == "baseline" else extraction_points(network, study_only=True)
-                config = {"benchmark": bench, "network": network, "points": [p.module for p in study], "weights": weights,
-                          "dataset": DATASET[bench], "data_root": None, "budget": "smoke", "batch_size": None,
+                config = {"benchmark": bench, "network": network, "points": [p.module for p in study], "weights": w,
+                          "dataset": datasets[bench], "data_root": None, "budget": budget, "batch_size": None,
                           "seed": seed, "device": "cpu", "output_dir": str(folder), "overrides": {}}
                 aliases = [p.alias for p in study] or ["baseline"]
                 rows = []
                 for i, alias in enumerate(aliases):
-                    value = scale * (1 + 0.05 * (weights == "imagenet") + 0.02 * i + 0.01 * rng.standard_normal())
+                    value = scale * (1 + 0.05 * (w == "imagenet") + 0.02 * i + 0.01 * rng.standard_normal())
                     for metric in METRICS[bench]:
                         for split in SPLITS[bench]:
                             rows.append({"point": study[i].module if study else None, "alias": alias, "metric": metric,
                                          "split": split, "value": value})
+                trained = bench != "similarity" or network != "baseline"  # pixel L2 trains nothing
                 record = {"schema": SCHEMA_VERSION, "code_version": code_version(), "config": config, "settings": {},
                           "environment": {"device_name": "fabricated"}, "status": "ok", "rows": rows,
-                          "loss_curve": {a: [1.0, 0.5] for a in aliases},
-                          "val_curve": {a: [[1, 0.1], [2, 0.2]] for a in aliases},
+                          "loss_curve": {a: [1.0, 0.5] for a in aliases} if trained else {},
+                          "val_curve": {a: [[1, 0.1], [2, 0.2]] for a in aliases} if trained else {},
                           "references": [{"method": m, "metric": k, "split": s, "value": v} for m, k, s, v in REFERENCES[bench]],
                           "wall_time_s": 1.0}
                 write_record(record, examples=_examples(bench, aliases))
-    preset = {"name": "fabricated", "description": "fabricated records for tests", "budget": "smoke",
-              "seeds": list(seeds), "device": "cpu", "baselines": True, "benchmarks": DATASET,
-              "networks": [{"network": n, "weights": ["imagenet", "random"]} for n in NETWORKS]}
+                ids.append(cell_id(config))
+    preset = {"name": name, "description": "fabricated records for tests", "budget": budget,
+              "seeds": list(seeds), "device": "cpu", "baselines": True, "benchmarks": dict(datasets),
+              "networks": [{"network": n, "weights": list(weights)} for n in networks]}
     (folder / "preset.yaml").write_text(yaml.safe_dump(preset))
-    (folder / "preset.json").write_text(json.dumps({**preset, "overrides": {}}))
+    write_manifest(folder, {**preset, "overrides": {}}, ids)
     return folder

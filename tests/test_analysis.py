@@ -1,9 +1,13 @@
-"""The analysis functions behind the book's chapters, on tables whose answers are known."""
+"""The statistics (dpllib.analysis) and the book's sentences and tables (dpllib.narrative), on
+tables whose answers are known."""
+
+import dataclasses
 
 import pandas as pd
 import pytest
 
-from dpllib import analysis
+from dpllib import analysis, narrative
+from dpllib.benchmark import benchmarks, get_benchmark, register
 
 
 def test_preset_tables():
@@ -12,11 +16,11 @@ def test_preset_tables():
               "overrides": {"autoencoding": {"steps": 7}},
               "networks": [{"network": "efficientnet_lite0", "weights": ["imagenet", "random"]},
                            {"network": "vgg16", "points": ["relu2_2"]}]}
-    nets = analysis.preset_networks(preset)
+    nets = narrative.preset_networks(preset)
     assert list(nets["alias"]) == ["stem", "stage1", "stage4", "stage7", "relu2_2"]
     assert nets.iloc[0]["weights"] == "imagenet, random" and nets.iloc[-1]["weights"] == "imagenet"
     assert nets.iloc[-1]["module"] == "features.8"
-    benches = analysis.preset_benchmarks(preset).set_index("benchmark")
+    benches = narrative.preset_benchmarks(preset).set_index("benchmark")
     assert "steps=7" in benches.loc["autoencoding", "budget settings"]
     assert "steps=20," in benches.loc["super_resolution", "budget settings"]  # the smoke budget
 
@@ -29,7 +33,7 @@ POINTS = ["p1", "p2", "p3", "p4"]
 
 
 def _scores(networks: int, seeds=(0, 1), net_effect=0.0, depth_effect=-1.0, noise=0.01, weights=("imagenet",),
-            random_shift=0.0, benchmark="b", seed=0) -> pd.DataFrame:
+            random_shift=0.0, benchmark="autoencoding", seed=0) -> pd.DataFrame:
     """Seed-level scores: score = net_effect * network index + depth_effect * depth + noise;
     networks' top-1 rises with their index."""
     rng = np.random.default_rng(seed)
@@ -112,10 +116,11 @@ def test_pretrained_vs_random_pairs_within_networks():
 
 
 def test_mixed_model_has_benchmark_specific_depth_slopes():
-    frame = pd.concat([_scores(3, depth_effect=-1.0, benchmark="a"), _scores(3, depth_effect=1.0, benchmark="b")])
+    frame = pd.concat([_scores(3, depth_effect=-1.0, benchmark="autoencoding"),
+                       _scores(3, depth_effect=1.0, benchmark="similarity")])
     coefs, note = analysis.mixed_model(analysis.seed_summary(frame))
     slopes = coefs.set_index("term")["estimate"]
-    assert slopes["C(benchmark)[a]:depth"] < 0 < slopes["C(benchmark)[b]:depth"]
+    assert slopes["C(benchmark)[autoencoding]:depth"] < 0 < slopes["C(benchmark)[similarity]:depth"]
     assert "no cluster-robust errors" in note
 
 
@@ -133,21 +138,22 @@ def test_seed_agreement_and_noise():
 
 
 def test_findings_state_only_what_exceeds_the_noise():
-    table = pd.DataFrame({"benchmark": ["b"], "network": ["net0"], "weights": ["imagenet"], "dataset": ["cifar10"],
-                          "budget": ["offline"], "seed": [0]})
+    table = pd.DataFrame({"benchmark": ["autoencoding"], "network": ["net0"], "weights": ["imagenet"],
+                          "dataset": ["cifar10"], "budget": ["offline"], "seed": [0]})
     strong = _scores(3, net_effect=1.0, depth_effect=-1.0, weights=("imagenet", "random"), random_shift=-0.5)
-    lines = analysis.findings(strong, analysis.seed_summary(strong), table)
+    lines = narrative.findings(strong, analysis.seed_summary(strong), table)
     assert any("later points score lower" in line for line in lines)
     assert any("the network explains" in line for line in lines)
     assert any("ImageNet weights score higher" in line for line in lines)
-    assert all("stand-ins: net0; CIFAR-10; offline budget" in line for line in lines if line.startswith("b:"))
-    assert any("Cannot speak to" in line for line in lines)
+    said = "[net0 (stand-ins for the study's networks); CIFAR-10 (stand-in); offline budget; 1 seed]"
+    assert all(said in line for line in lines if line.startswith("autoencoding:"))
+    assert any("Cannot speak to" in line and "no VGG network without batch norm ran" in line for line in lines)
     null = _scores(3, depth_effect=0.0, noise=0.2, weights=("imagenet", "random"), seeds=range(6), seed=3)
-    quiet = analysis.findings(null, analysis.seed_summary(null), table)
+    quiet = narrative.findings(null, analysis.seed_summary(null), table)
     assert not any(claim in line for line in quiet for claim in ("later points", "weights score higher", "explains"))
 
 
-def test_learning_thresholds_compare_controls_with_answers_needing_no_learning():
+def test_learning_checks_compare_controls_with_answers_needing_no_learning():
     rows = []
     for seed, (sr, q) in enumerate([(28.6, 0.2), (28.0, 0.1)]):
         base = {"network": "baseline", "weights": "none", "alias": "baseline", "seed": seed, "status": "ok"}
@@ -157,7 +163,7 @@ def test_learning_thresholds_compare_controls_with_answers_needing_no_learning()
                           "split": "set5", "value": 28.7},
                          {"benchmark": "super_resolution", "seed": 0, "method": "nearest", "metric": "psnr",
                           "split": "set5", "value": 26.0}])
-    checks = analysis.learning_thresholds(pd.DataFrame(rows), refs).set_index("check")
+    checks = analysis.learning_checks(pd.DataFrame(rows), refs).set_index("check")
     assert not checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "met"]  # seed 1: 28.0 < 28.2
     assert checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "worst"] == 28.0
     assert not checks.loc["BCE baseline quality >= 0.15", "met"]
@@ -167,15 +173,15 @@ def test_reference_table_puts_no_stand_in_number_beside_a_paper_figure():
     table = pd.DataFrame({"benchmark": ["similarity"], "network": ["vgg16"], "weights": ["imagenet"], "point": ["features.29"],
                           "dataset": ["equal_mse"], "budget": ["offline"], "metric": ["2afc"], "split": ["cnn"],
                           "value": [0.9], "status": ["ok"]})
-    ref = analysis.reference_table(table)
+    ref = narrative.reference_table(table)
     assert ref["this run"].isna().all() and ref["source"].str.len().gt(0).all()
     assert ref.loc[ref["benchmark"] == "similarity", "status"].str.contains("not comparable").all()
     same = table.assign(dataset="bapps", budget="paper")
-    assert analysis.reference_table(same)["this run"].notna().sum() == 1
+    assert narrative.reference_table(same)["this run"].notna().sum() == 1
 
 
 def test_readable_tables():
-    html = analysis.readable(pd.DataFrame({"a_b": [1.23456, np.nan], "flag": [True, False]})).data
+    html = narrative.readable(pd.DataFrame({"a_b": [1.23456, np.nan], "flag": [True, False]})).data
     assert "1.23" in html and "1.2346" not in html and "–" in html and "not computed" in html
     assert "a b" in html and "yes" in html and "<th></th>" not in html  # no index column
 
@@ -186,6 +192,38 @@ def test_provenance_names_the_code_and_counts_stale_cells():
     table = pd.DataFrame({"cell_id": ["a", "a", "b"], "benchmark": "similarity", "network": ["lite", "lite", "baseline"],
                           "weights": ["imagenet", "imagenet", "none"], "dataset": "equal_mse", "budget": "offline",
                           "seed": 0, "code_version": [code_version(), code_version(), "0123456789ab"]})
-    line = analysis.provenance(table)
+    line = narrative.provenance(table)
     assert "budget: offline" in line and "0123456789ab" in line and "(1 cell ran on other code" in line
-    assert "other code" not in analysis.provenance(table.iloc[:2])
+    assert "other code" not in narrative.provenance(table.iloc[:2])
+
+
+def test_best_ranks_and_marks_follow_the_metric_direction(monkeypatch):
+    """A lower-is-better score (an error, a distance) picks the lowest as the best."""
+    lower = dataclasses.replace(get_benchmark("autoencoding"), name="error_rate",
+                                primary=dataclasses.replace(get_benchmark("autoencoding").primary,
+                                                            higher_is_better=False))
+    monkeypatch.setattr("dpllib.benchmark._REGISTRY", benchmarks())  # a copy: the toy stays in this test
+    register(lower)
+    frame = _scores(3, net_effect=1.0, depth_effect=-1.0, benchmark="error_rate")  # net0 at p4 is lowest
+    summary = analysis.seed_summary(frame)
+    best = analysis.best_points(summary).set_index("network")
+    assert (best["alias"] == "p4").all()  # deeper is lower: the best point of every network
+    assert analysis.ranks(summary)["network"].iloc[0] == "net0"
+    marked = analysis.mark_within_noise(summary, analysis.seed_noise(frame))
+    assert marked.loc[marked["score"].idxmin(), "within_noise_of_best"]
+    assert not marked.loc[marked["score"].idxmax(), "within_noise_of_best"]
+
+
+def test_findings_of_a_paper_style_run_say_nothing_of_stand_ins():
+    from dpllib.networks import STUDY_POINTS
+
+    table = pd.DataFrame([{"benchmark": "super_resolution", "network": n, "weights": "imagenet", "dataset": "coco",
+                           "budget": "paper", "seed": s} for n in STUDY_POINTS for s in range(3)])
+    said = narrative.evidence(table, "super_resolution")
+    assert said == "the study's networks; MS-COCO 2014; paper budget; 3 seeds"
+    frame = _scores(14, net_effect=0.5, benchmark="super_resolution", seeds=(0, 1, 2)).assign(
+        network=lambda f: f["network"].map(dict(zip([f"net{i}" for i in range(14)], STUDY_POINTS))))
+    lines = narrative.findings(frame, analysis.seed_summary(frame), table)
+    assert lines and not any("stand-in" in line for line in lines)
+    assert not any("architecture ranking" in line for line in lines)  # all 14 ran
+    assert any("VGG networks without batch norm best" in line for line in lines)

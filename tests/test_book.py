@@ -1,17 +1,23 @@
 """The book: analysis notebooks on a fabricated results set, the Jupyter Book build, every page
 checked in headless Chromium; chapters re-execute only when their inputs change."""
 
+import json
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import papermill as pm
 import pytest
 
 from dpllib import DplError, report
+from dpllib.narrative import short_name
+from dpllib.networks import STUDY_POINTS
+from dpllib.results import read_manifest, write_manifest
 
 from .browser import check_book
 from .conftest import REPO
-from .fabricate import fabricate_results
+from .fabricate import STUDY_DATASET, fabricate_results
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +35,13 @@ def book_copy(tmp_path_factory):
 
 @pytest.mark.slow
 def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
-    index = report.build_book(str(fabricated / "preset.yaml"), results_dir=fabricated, book_dir=book_copy, run=False,
-                              progress=False)
-    html = index.parent
+    """`dpl book` on the records already there, then every page in headless Chromium."""
+    built = subprocess.run([sys.executable, "-m", "dpllib.cli", "book", "--preset", str(fabricated / "preset.yaml"),
+                            "--results", str(fabricated), "--book-dir", str(book_copy), "--no-run"],
+                           capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    html = book_copy / "_build" / "html"
+    assert f"book: {html / 'index.html'}" in built.stdout
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     assert {"intro.html", "chapters/methods.html", "chapters/conventions.html", "reproduce.html"} <= pages
     shots = REPO / "book" / "_screenshots" / "fabricated"
@@ -59,7 +69,7 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
 def test_a_failing_chapter_fails_the_build(tmp_path, book_copy):
     broken = tmp_path / "results"
     fabricate_results(broken, seeds=(0,))
-    (broken / "preset.json").write_text("{}")  # a preset the methods chapter cannot read
+    write_manifest(broken, {}, list(read_manifest(broken)[1]))  # a preset the methods chapter cannot read
     with pytest.raises(DplError, match="chapter methods"):
         report.execute_chapters(broken, book_copy, force=True, progress=False)
 
@@ -74,3 +84,36 @@ def test_analysis_notebooks_run_with_default_parameters(name, fabricated, monkey
     pm.execute_notebook(str(REPO / "notebooks" / "analysis" / f"{name}.ipynb"), str(out), kernel_name="python3",
                         progress_bar=False, cwd=str(tmp_path))
     assert not report.error_outputs(nbformat.read(out, as_version=4))
+
+
+def _chapter_text(path, kinds=("text/markdown", "text/html", "image/svg+xml", "text/plain")) -> str:
+    """What a reader sees of an executed chapter: its markdown and its outputs of ``kinds``."""
+    nb = nbformat.read(path, as_version=4)
+    parts = [c.source for c in nb.cells if c.cell_type == "markdown" and "text/markdown" in kinds]
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts += [str(v) for k, v in out.get("data", {}).items() if k in kinds]
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def test_chapters_of_a_paper_style_run_show_every_network_and_no_stand_in(tmp_path, book_copy):
+    """14 study networks x 4 points x 3 seeds on the study's data at the paper budget (fabricated
+    numbers): every network is in each benchmark chapter's figures, and nothing speaks of
+    offline stand-ins (the methods page's protocol table documents both budgets by design)."""
+    run = fabricate_results(tmp_path / "paper", seeds=(0, 1, 2), networks=tuple(STUDY_POINTS), weights=("imagenet",),
+                            budget="paper", datasets=STUDY_DATASET, name="paper-style")
+    report.execute_chapters(run, book_copy, force=True, progress=False)
+    toc = (book_copy / "_toc.yml").read_text()
+    chapters = book_copy / "chapters"
+    for bench in STUDY_DATASET:
+        assert f"chapters/{bench}" in toc
+        figures = _chapter_text(chapters / f"{bench}.ipynb", kinds=("image/svg+xml",))
+        missing = [n for n in STUDY_POINTS if f">{short_name(n)}</text>" not in figures]  # a label in a chart
+        assert not missing, (bench, missing)
+    for name in [*STUDY_DATASET, "conventions"]:
+        text = _chapter_text(chapters / f"{name}.ipynb").lower()
+        assert "stand-in" not in text and "stands in" not in text and "efficientnet-lite" not in text, name
+    conventions = _chapter_text(chapters / "conventions.ipynb")
+    assert "the study's networks; MS-COCO 2014; paper budget; 3 seeds" in conventions or "Nothing in this run" in conventions
+    assert json.loads((run / "run.json").read_text())["preset"]["name"] == "paper-style"

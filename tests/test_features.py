@@ -1,5 +1,6 @@
 """Truncated, in-place-safe multi-point extraction."""
 
+import pytest
 import torch
 
 from dpllib import FeatureExtractor, load_network
@@ -40,3 +41,36 @@ def test_points_come_back_in_the_order_asked():
     a, b, c = FeatureExtractor(net, ["features.4", "features.1", "features.4"])(x)
     assert a.shape[1] == 192 and b.shape[1] == 64 and torch.equal(a, c)
     assert torch.equal(b, net.features[:2](x))
+
+
+def test_a_truncated_view_computes_only_its_points_and_shares_the_weights():
+    from dpllib import PerceptualLoss
+
+    loss = PerceptualLoss("efficientnet_lite0", ["stem", "stage1", "stage4", "stage7"], weights="random")
+    x = torch.rand(2, 3, 64, 64)
+    every = loss.features(x)
+    for i, point in enumerate(["stem", "stage1", "stage4", "stage7"]):
+        assert torch.equal(loss.features(x, [point])[0], every[i])
+    stem = loss._extractor_of(["stem"], x.device)
+    assert len(stem.graph_module.graph.nodes) < len(loss.extractor.graph_module.graph.nodes) / 10
+    shared = dict(loss.extractor.graph_module.named_parameters())
+    assert all(p is shared[name] for name, p in stem.graph_module.named_parameters())
+    with pytest.raises(ValueError, match="some of this extractor's points"):
+        loss.extractor.truncated(["blocks.5"])
+
+
+def test_feature_distance_is_the_core_of_perceptual_distance():
+    from dpllib import DplError, feature_distance, perceptual_distance
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 4, 3)
+    x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    features = lambda t: [net(t), net(t).relu()]  # noqa: E731
+    for reduction in ("mean", "sum", "none", "map"):
+        expected = perceptual_distance(x, y, features, "mse", [1.0, 0.5], reduction=reduction)
+        got = feature_distance(features(x), features(y), "mse", [1.0, 0.5], reduction=reduction, size=(16, 16))
+        assert torch.allclose(got, expected)
+    by_hand = (net(x) - net(y)).pow(2).mean()
+    assert torch.allclose(feature_distance([net(x)], [net(y)], "mse"), by_hand)
+    with pytest.raises(DplError, match="needs the input size"):
+        feature_distance([net(x)], [net(y)], reduction="map")

@@ -2,19 +2,21 @@
 
 import pytest
 
-from dpllib.config import BUDGETS
-from dpllib.protocol import ROWS, deviations_table
+from dpllib.benchmark import benchmarks
+from dpllib.protocol import deviations_table
 
 
-@pytest.mark.parametrize("benchmark", list(BUDGETS))
+@pytest.mark.parametrize("benchmark", list(benchmarks()))
 def test_every_paper_setting_is_documented_with_its_value(benchmark):
-    paper = BUDGETS[benchmark]["paper"]
-    rows = {r.setting: r for r in ROWS if r.benchmark == benchmark}
+    descriptor = benchmarks()[benchmark]
+    paper = descriptor.budgets["paper"]
+    rows = {r.setting: r for r in descriptor.protocol}
+    assert all(r.benchmark == benchmark for r in descriptor.protocol)
     assert not set(paper) - set(rows), f"paper settings without a row: {sorted(set(paper) - set(rows))}"
     for key, value in paper.items():
         assert rows[key].documented == value, (
             f"{benchmark}.{key} is {value!r} in the paper budget but the deviations table documents "
-            f"{rows[key].documented!r}: update dpllib/protocol.py")
+            f"{rows[key].documented!r}: update the PROTOCOL rows in dpllib/trainers/{benchmark}.py")
         assert rows[key].why and rows[key].authors
 
 

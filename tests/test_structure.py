@@ -1,15 +1,17 @@
-"""The configuration, the record, the fit loop, atomic writes and the results root."""
+"""The package's structure (imports, literals, private names), the configuration, the record,
+the fit loop, atomic writes and the results root."""
 
+import ast
 import json
 import math
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from dpllib import DplError
+from dpllib.benchmark import benchmarks
 from dpllib.config import CellConfig, evaluation_interval, training_steps
 from dpllib.files import atomic_write
 from dpllib.paths import preset_results_dir, results_root
@@ -19,15 +21,81 @@ from dpllib.trainers.loop import BatchOrder, FitCheckpoint, NonFiniteLoss, Train
 from .conftest import REPO
 
 
-def test_grid_results_and_cli_import_no_trainer_or_data_set():
-    code = ("import sys, dpllib.grid, dpllib.results, dpllib.cli, dpllib.config\n"
-            "from dpllib.cli import main\n"
-            "main(['status', 'offline'])\n"
-            "heavy = sorted(m for m in sys.modules if m.startswith(('dpllib.trainers', 'dpllib.datasets')))\n"
-            "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "HEAVY []" in out.stdout, out.stdout
+PACKAGE = REPO / "dpllib"
+
+
+def _modules() -> dict[str, ast.Module]:
+    """dpllib's modules by dotted name, parsed."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = (path, ast.parse(path.read_text()))
+    return out
+
+
+def _imports(name: str, path: Path, tree: ast.Module, known: set[str]) -> set[str]:
+    """The dpllib modules ``name`` imports, anywhere in it (functions too): ``from .x import y``
+    is an edge to ``x.y`` when that is a module, else to ``x``."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                out.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in known else target)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m in known and m != name}
+
+
+def test_no_import_circle_in_dpllib():
+    modules = _modules()
+    graph = {name: _imports(name, path, tree, set(modules)) for name, (path, tree) in modules.items()}
+    done, path_of = set(), []
+
+    def visit(node):  # depth-first; a node on the current path seen again is a circle
+        if node in path_of:
+            raise AssertionError("import circle: " + " -> ".join(path_of[path_of.index(node):] + [node]))
+        if node in done:
+            return
+        path_of.append(node)
+        for nxt in sorted(graph[node]):
+            visit(nxt)
+        path_of.pop()
+        done.add(node)
+
+    for name in graph:
+        visit(name)
+    # the layering the registry relies on: no module the trainers import imports a trainer
+    assert not any(m.startswith("dpllib.trainers") for m in graph["dpllib.benchmark"] | graph["dpllib.config"]
+                   | graph["dpllib.grid"] | graph["dpllib.results"])
+
+
+def test_each_benchmark_is_named_in_at_most_two_modules_besides_its_own():
+    modules = _modules()
+    for bench in benchmarks():
+        naming = {name for name, (_, tree) in modules.items() for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and node.value == bench}
+        naming.discard(f"dpllib.trainers.{bench}")
+        assert len(naming) <= 2, (bench, sorted(naming))
+
+
+def test_no_private_name_crosses_a_module_line():
+    modules = _modules()
+    crossing = []
+    for name, (_, tree) in modules.items():
+        imported = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+                    for a in node.names}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                crossing += [f"{name} imports {a.name}" for a in node.names
+                             if a.name.startswith("_") and not a.name.startswith("__")]
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                crossing.append(f"{name} uses {node.value.id}.{node.attr}")
+    assert not crossing, crossing
 
 
 def test_training_steps_and_evaluation_interval():

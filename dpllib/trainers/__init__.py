@@ -1,18 +1,18 @@
-"""The four benchmarks: ``run(config) -> (record, examples)`` in each module, and
-:func:`run_notebook_cell`, the one call a benchmark notebook's run cell makes."""
+"""The benchmarks' trainers: one module per benchmark, each ending with its registered
+descriptor (``BENCHMARK``, :mod:`dpllib.benchmark`), and :func:`run_notebook_cell`, the one call
+the benchmark notebook's run cell makes."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from ..config import CellConfig
-from ..errors import DplError
-from . import autoencoding, segmentation, similarity, super_resolution
+from ..benchmark import get_benchmark
+from ..config import BASELINE, CellConfig
+from ..paths import results_root
+from ..results import record_path as default_record_path
+from ..results import write_record
 from .loop import NonFiniteLoss
-
-RUNNERS = {"similarity": similarity.run, "super_resolution": super_resolution.run,
-           "segmentation": segmentation.run, "autoencoding": autoencoding.run}
 
 
 class CellFailed(RuntimeError):
@@ -27,20 +27,21 @@ def run_notebook_cell(benchmark: str, record_path: str | None = None, progress: 
     failed, so papermill marks the notebook as failed too.
 
     ``parameters`` are the keys of :class:`dpllib.config.CellConfig` except ``benchmark``;
-    ``output_dir`` None means ``results_root()/notebooks``; ``record_path`` None means
-    ``<output_dir>/<benchmark>/<cell id>.json``.
+    ``dataset`` None means the benchmark's default; ``points`` None (or empty) the network's
+    study points; ``output_dir`` None means ``results_root()/notebooks``; ``record_path`` None
+    means ``<output_dir>/<benchmark>/<cell id>.json``.
     """
-    from ..paths import results_root
-    from ..results import record_path as default_record_path
-    from ..results import write_record
-
-    if benchmark not in RUNNERS:
-        raise DplError(f"benchmark must be one of {sorted(RUNNERS)}, got {benchmark!r}")
+    bench = get_benchmark(benchmark)
     parameters["output_dir"] = str(Path(parameters.get("output_dir") or results_root() / "notebooks").resolve())
+    parameters["dataset"] = parameters.get("dataset") or bench.default_dataset
+    if not parameters.get("points") and parameters.get("network", BASELINE) != BASELINE:
+        from ..networks import network_info
+
+        parameters["points"] = list(network_info(parameters["network"]).study_points)
     cfg = CellConfig.from_dict({"benchmark": benchmark, **parameters})
     path = Path(record_path) if record_path else default_record_path(cfg.to_dict(), cfg.output_dir)
     checkpoint_dir = path.with_suffix(".ckpt")
-    record, examples = RUNNERS[benchmark](cfg, progress=progress, checkpoint_dir=checkpoint_dir)
+    record, examples = bench.run(cfg, progress=progress, checkpoint_dir=checkpoint_dir)
     written = write_record(record, path, examples)
     if record["status"] == "ok":
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -50,5 +51,4 @@ def run_notebook_cell(benchmark: str, record_path: str | None = None, progress: 
     return record, examples
 
 
-__all__ = ["CellFailed", "NonFiniteLoss", "RUNNERS", "autoencoding", "run_notebook_cell", "segmentation",
-           "similarity", "super_resolution"]
+__all__ = ["CellFailed", "NonFiniteLoss", "run_notebook_cell"]

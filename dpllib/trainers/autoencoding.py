@@ -12,15 +12,68 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..benchmark import Benchmark, Check, DataSet, Metric
 from ..config import BASELINE, CellConfig
 from ..datasets import autoencoder_dataset
 from ..errors import DplError
+from ..protocol import Deviation
 from ..results import row
-from .points import Task, run_cell, to_uint8
+from .points import Task, to_uint8, train_and_test
+
+NAME = "autoencoding"
+DATASETS = (DataSet("svhn", "SVHN", "study", "real photos of house numbers"),
+            DataSet("stl10", "STL-10", "study", "real photos, 96 px"),
+            DataSet("cifar10", "CIFAR-10", "stand-in", "real photos, 32 px; stand-in for SVHN / STL-10"))
+# Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
+BUDGETS = {
+    "smoke": {"steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 32, "lr": 1e-3, "train_split": "train",
+              "train_limit": 500, "test_limit": 200, "pad": "reflect", "normalization": "none",
+              "loss_size": None, "val_fraction": 0.0, "eval_every": 0, "patience": None, "probe_epochs": 20,
+              "probe_batch": None, "probe_lr": 1e-2, "probe_patience": 5, "probe_loss": "ce",
+              "probe_holdout": 0.1, "pca_reference": True, "lockstep": True},
+    "offline": {"steps": 60, "epochs": None, "warm_steps": 400, "batch_size": 64, "lr": 1e-3,
+                "train_split": "train", "train_limit": None, "test_limit": 3000, "pad": "reflect",
+                "normalization": "none", "loss_size": None, "val_fraction": 0.0, "eval_every": 0,
+                "patience": None, "probe_epochs": 40, "probe_batch": None, "probe_lr": 1e-2,
+                "probe_patience": 10, "probe_loss": "ce", "probe_holdout": 0.1, "pca_reference": True,
+                "lockstep": True},
+    "paper": {"steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3, "train_split": "study",
+              "train_limit": None, "test_limit": None, "pad": "reflect", "normalization": "none",
+              "loss_size": None, "val_fraction": 0.2, "eval_every": 1, "patience": 10, "probe_epochs": 500,
+              "probe_batch": 256, "probe_lr": 1e-3, "probe_patience": 25, "probe_loss": "mse",
+              "probe_holdout": 0.2, "pca_reference": True, "lockstep": True},
+}
+
+PROTOCOL = (
+    Deviation(NAME, "epochs", "<= 50 epochs", "50, early stopping", 50, "same; offline: 60 fine-tuning steps after the warm start"),
+    Deviation(NAME, "steps", "-", "-", None, "unused (an epoch budget)"),
+    Deviation(NAME, "warm_steps", "-", "-", 0, "same (none); offline: 400 pixel-MSE steps shared by all models of a seed"),
+    Deviation(NAME, "batch_size", "256", "256", 256, "same; offline 64"),
+    Deviation(NAME, "lr", "Adam", "Adam (default 1e-3)", 1e-3, "same"),
+    Deviation(NAME, "train_split", "SVHN / STL-10", "SVHN extra, STL-10 unlabeled (perceptual_autoencoders/experiment.py)", "study",
+              "same ('study' = extra / unlabeled); offline: CIFAR-10 train (stand-in)"),
+    Deviation(NAME, "train_limit", "-", "all", None, "same"),
+    Deviation(NAME, "test_limit", "-", "all", None, "same; offline 3,000 test images"),
+    Deviation(NAME, "pad", "32 px padded to 64", "reflect padding by 16", "reflect", "same"),
+    Deviation(NAME, "normalization", "-", "normalize_in=False", "none", "same"),
+    Deviation(NAME, "loss_size", "-", "as is", None, "same"),
+    Deviation(NAME, "val_fraction", "early stopping", "20% of the training set", 0.2, "same; offline none"),
+    Deviation(NAME, "eval_every", "-", "every epoch", 1, "same; offline none"),
+    Deviation(NAME, "patience", "patience 10", "max(10, epochs / 20)", 10, "same; offline none"),
+    Deviation(NAME, "probe_epochs", "-", "<= 500", 500, "same; offline 40, full batch"),
+    Deviation(NAME, "probe_batch", "-", "256", 256, "same; offline full batch"),
+    Deviation(NAME, "probe_lr", "-", "Adam default 1e-3", 1e-3, "same; offline 1e-2 (full batch)"),
+    Deviation(NAME, "probe_patience", "-", "25", 25, "same; offline 10"),
+    Deviation(NAME, "probe_loss", "-", "MSE on one-hot labels", "mse", "same; offline cross-entropy"),
+    Deviation(NAME, "probe_holdout", "-", "20% random split of train", 0.2, "same, drawn across all classes; offline 10%"),
+    Deviation(NAME, "pca_reference", "-", "-", True, "an addition: the same probes on a 64-component PCA of the pixels, as a reference"),
+    Deviation(NAME, "lockstep", "-", "-", True, "how the 4 points train (same numbers either way)"),
+)
 
 Z = 64
 PROBE_SHAPES: tuple[tuple[int, ...], ...] = ((), (32,), (64,), (32, 32), (64, 32), (64, 64), (128, 128))
 # the AE's own training split per data set (the authors': SVHN extra, STL-10 unlabeled)
+PCA_REFERENCE = "PCA-64 of the pixels"
 STUDY_TRAIN_SPLIT = {"svhn": "extra", "stl10": "unlabeled", "cifar10": "train"}
 
 
@@ -172,7 +225,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
     references = []
     if s["pca_reference"] and cfg.network == BASELINE:  # once per seed: the baseline cell
         pca_train, pca_test = pca_embeddings(probe_x, test_x, seed=cfg.seed)
-        references = [{"method": "PCA-64 of the pixels", **{k: r[k] for k in ("metric", "split", "value")}}
+        references = [{"method": PCA_REFERENCE, **{k: r[k] for k in ("metric", "split", "value")}}
                       for r in probe_rows(None, "pca", pca_train, probe_y, pca_test, test_y, s, cfg.seed)]
     def sample(order, generator) -> dict:
         x = train_x[order().to(device)]
@@ -186,7 +239,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
     fields = {"references": references, "examples": {"reference": {"original": to_uint8(test_x[:8])}},
               "data": {"dataset": cfg.dataset, "autoencoder_split": split, "autoencoder_train": len(train_x),
                        "autoencoder_val": len(val_x), "probe_train": len(probe_x), "test": len(test_x), "size": size,
-                       "kind": "CIFAR-10 (stand-in for SVHN/STL-10)" if cfg.dataset == "cifar10" else cfg.dataset}}
+                       "kind": next(d.label for d in DATASETS if d.name == cfg.dataset)}}
     return task, fields
 
 
@@ -194,4 +247,40 @@ def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | Non
     """Train one autoencoder per point of the cell and score its embedding (resuming from
     ``checkpoint_dir``); returns the result record and the examples ({alias: {reconstruction}},
     the originals)."""
-    return run_cell(cfg, make_task, progress, checkpoint_dir)
+    return train_and_test(cfg, make_task, progress, checkpoint_dir)
+
+
+# --------------------------------------------------------------------------- what the book shows
+
+
+def learning_checks(table, references) -> list[Check]:
+    """The pixel-MSE control's embedding is at least as useful as PCA-64 of the pixels (- 0.02)."""
+    from ..analysis import learning_check, per_seed, reference_value
+
+    ok = table[(table["status"] == "ok") & (table["network"] == BASELINE) & (table["metric"] == "probe_accuracy")
+               & (table["split"] == "mean")]
+    pca = reference_value(references, PCA_REFERENCE, "probe_accuracy", "mean")
+    return [learning_check(NAME, "pixel baseline probe accuracy >= PCA-64 probes - 0.02", pca - 0.02, per_seed(ok))]
+
+
+def example_figures(reference: dict, outputs: list[tuple[str, torch.Tensor]]) -> list:
+    """The originals, then each output's reconstructions, one row each."""
+    from ..figures import image_grid
+
+    rows = [image_grid(list(reference["original"]), ["original"] * len(reference["original"]), height=64)]
+    return rows + [image_grid(list(o), [t] * len(o), height=64) for t, o in outputs]
+
+
+BENCHMARK = Benchmark(
+    name=NAME, title="Autoencoder embeddings",
+    description="Trains a deterministic conv autoencoder (z = 64) with the feature MSE at one extraction point (one "
+                "model per point), then scores the embedding by the test accuracy of 7 MLP shapes trained on frozen "
+                "training embeddings. The baseline trains with pixel MSE.",
+    datasets=DATASETS, default_dataset="cifar10", budgets=BUDGETS, run=run,
+    primary=Metric("probe_accuracy", ("mean",), "probe accuracy, mean of 7 MLP shapes"),
+    output_key="reconstruction", example_figures=example_figures, learning_checks=learning_checks,
+    protocol=PROTOCOL, paper_training_items=531_131 * 4 // 5, baseline_label="pixel-MSE training",
+    # measuring on CIFAR-10 fed to the loss network at 64 px, as SVHN is padded to 64 px
+    step_cost_overrides={"train_limit": 1024, "test_limit": 64, "probe_epochs": 1, "train_split": "train",
+                         "loss_size": 64, "val_fraction": 0.0, "patience": None},
+)

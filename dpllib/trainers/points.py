@@ -6,7 +6,7 @@ target's features for every point come from one truncated pass to the deepest po
 model takes its step on them. Without it the points train one after another; both give the same
 numbers. With ``warm_steps`` every model starts from one model trained that long with the
 baseline loss (shared by the cells of a seed, made once). Each benchmark describes itself as a
-:class:`Task`; :func:`run_cell` is the whole cell.
+:class:`Task`; :func:`train_and_test` is the whole cell.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import nn
 
 from ..config import BASELINE, CellConfig, evaluation_interval, training_steps
 from ..files import atomic_write
+from ..loss import PerceptualLoss, feature_distance
 from ..paths import cache_dir
 from ..results import code_version, make_record
 from .common import CellCheckpoint, alias_of, autocast, pick_device, seed_everything
@@ -32,30 +33,26 @@ FINE_TUNE_KEYS = ("steps", "epochs", "eval_every", "test_limit", "lockstep", "pa
 
 
 class PointLosses:
-    """Feature MSE of one loss network at several points. A target's features for all points
-    come from one truncated pass (to the deepest point); an output's from a pass to its own
-    point. Inputs are images in [0, 1] (masks as 1-channel images)."""
+    """The feature MSE of one loss network at several points, through the library's loss core
+    (:class:`~dpllib.PerceptualLoss` and :func:`~dpllib.loss.feature_distance`): one traced
+    network; a target's features for all points from one truncated pass (to the deepest point),
+    an output's from a pass to its own point only. Inputs are images in [0, 1] (masks as
+    1-channel images)."""
 
     def __init__(self, cfg: CellConfig, points: list[str], normalization: str, device: torch.device):
-        from ..loss import PerceptualLoss
-        from ..weights import load_network
-
-        network = load_network(cfg.network, cfg.weights, seed=cfg.seed)
-        common = dict(weights=network, distance="mse", normalization=normalization, grayscale="rgb",
-                      check_inputs=False)
         self.points = list(points)
-        self.targets = PerceptualLoss(cfg.network, self.points, **common).to(device)
-        self.outputs = {p: PerceptualLoss(cfg.network, p, **common).to(device) for p in self.points}
+        self.loss = PerceptualLoss(cfg.network, self.points, weights=cfg.weights, seed=cfg.seed, distance="mse",
+                                   normalization=normalization, grayscale="rgb", check_inputs=False).to(device)
 
     def target_features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            feats = self.targets.features(images.expand(-1, 3, -1, -1).float())
+            feats = self.loss.features(images.expand(-1, 3, -1, -1).float())
         return dict(zip(self.points, feats))
 
     def __call__(self, point: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The feature MSE at ``point`` between ``output`` images and a target's features."""
-        features = self.outputs[point].features(output.expand(-1, 3, -1, -1).float())[0]
-        return (features.float() - target.float()).pow(2).mean()
+        features = self.loss.features(output.expand(-1, 3, -1, -1).float(), [point])
+        return feature_distance(features, [target], "mse")
 
 
 @dataclass
@@ -205,7 +202,7 @@ def train_points(cfg: CellConfig, settings: dict, task: Task, device: torch.devi
     return {k: v for k, v in out.items() if v or k in ("rows", "examples", "loss_curve")}
 
 
-def run_cell(cfg: CellConfig | dict, make_task: Callable[[CellConfig, dict, torch.device], tuple[Task, dict]],
+def train_and_test(cfg: CellConfig | dict, make_task: Callable[[CellConfig, dict, torch.device], tuple[Task, dict]],
              progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
     """A benchmark cell: ``make_task(cfg, settings, device) -> (task, record fields)`` loads the
     data once (the fields describe it and hold the references: bicubic, all-road, PCA, ...;
@@ -230,4 +227,4 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
     return (image.detach().float().clamp(0, 1) * 255).round().byte().cpu()
 
 
-__all__ = ["BASELINE", "PointLosses", "Task", "run_cell", "to_uint8", "train_points", "warm_start"]
+__all__ = ["BASELINE", "PointLosses", "Task", "to_uint8", "train_and_test", "train_points", "warm_start"]

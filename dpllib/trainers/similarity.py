@@ -14,14 +14,44 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from ..benchmark import Benchmark, Check, DataSet, Metric, ReferenceFigure
 from ..config import BASELINE, CellConfig, training_steps
 from ..datasets import (JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, equal_mse_2afc,
                         severity_2afc)
 from ..loss import PerceptualLoss, feature_distance_map
 from ..metrics import jnd_map, twoafc_score
+from ..protocol import Deviation
 from ..results import make_record, row
 from .common import CellCheckpoint, alias_of, pick_device, seed_everything
 from .loop import FitCheckpoint, Trainee, fit
+
+
+NAME = "similarity"
+DATASETS = (DataSet("bapps", "BAPPS", "study", "real images, human judgements"),
+            DataSet("equal_mse", "equal-MSE 2AFC", "stand-in", "synthetic answers on real BSDS500 photos; pixel distance scores 0.5; stands in for BAPPS"),
+            DataSet("severity", "severity 2AFC", "sanity", "synthetic answers on real BSDS500 photos; a sanity check"))
+# Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
+BUDGETS = {
+    "smoke": {"steps": 20, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 30},
+    "offline": {"steps": 60, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 200},
+    "paper": {"steps": None, "epochs": 10, "batch_size": 256, "lr": 1e-3, "eval_limit": None, "synthetic_n": 500},
+}
+
+PROTOCOL = (
+    Deviation(NAME, "epochs", "10 epochs (5 constant + 5 linear decay)", "max_epochs=10, constant then linear decay (perceptual_metric/experiment.py)",
+              10, "same; offline: 60 steps on the generated set"),
+    Deviation(NAME, "steps", "-", "-", None, "offline only: a step budget (60) for the lin calibration"),
+    Deviation(NAME, "batch_size", "-", "256", 256, "same as the authors; LPIPS used 50"),
+    Deviation(NAME, "lr", "Adam", "Adam lr 1e-3, betas (0.5, 0.999)", 1e-3, "same; offline 1e-2 for 60 steps"),
+    Deviation(NAME, "eval_limit", "all validation triplets", "all", None, "same (None: all)"),
+    Deviation(NAME, "synthetic_n", "-", "-", 500, "only for the generated 2AFC sets (equal-MSE, severity): triplets per split; offline 200"),
+    Deviation(NAME, "variants", "baseline, lin, tune, scratch", "baseline (default), lin, tune, scratch",
+              None, "uncalibrated (= baseline) and lin are run; tune and scratch retrain the network itself and are not implemented"),
+    Deviation(NAME, "offline data", "BAPPS", "BAPPS", None,
+              "offline: BAPPS is not on this machine; the equal-MSE 2AFC set (BSDS500 patches, answers known, pixel L2 = 0.5) stands in; it is not human judgement"),
+)
+
+SHOWN_TRIPLETS = 8  # triplets per split whose images a record keeps (the book shows disagreements among them)
 
 
 class RankingNet(nn.Module):
@@ -51,11 +81,6 @@ def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[TwoAFC]]:
         val, jnd = make(cfg.data_root, n, seed=0), {}
         train = list(make(cfg.data_root, n, seed=1).values())
     return val, jnd, train
-
-
-DATA_KIND = {"bapps": "BAPPS (human judgements)",
-             "severity": "severity 2AFC (synthetic, known answers; a sanity check)",
-             "equal_mse": "equal-MSE 2AFC (synthetic, known answers; pixel distance scores 0.5)"}
 
 
 class Distances:
@@ -229,16 +254,19 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
     n = len(points)
     aliases = [alias_of(cfg.network, p) for p in points]
     variants = {"2afc": None}
-    report = {"loss_curve": [], "seconds_per_step": 0.0}
+    report: dict = {"loss_curve": {}}
     if not dist.baseline:
-        variants["2afc_lin"], report = train_lin(dist, train, settings, gen, progress,
+        variants["2afc_lin"], fitted = train_lin(dist, train, settings, gen, progress,
                                                  checkpoint.fit("lin") if checkpoint is not None else None)
+        report = {key: {"lin": value} for key, value in fitted.items()}  # one record shape: per trained model
     batch, limit = settings["batch_size"], settings["eval_limit"]
     scored = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
     twoafc = {s: v[0] for s, v in scored.items()}
     jnd_scores = {s: _score_jnd(dist, d, n, variants, batch, limit) for s, d in jnd.items()}
     examples = {alias: {"decisions": {s: v[1][i] for s, v in scored.items()}} for i, alias in enumerate(aliases)}
-    examples["reference"] = {"judge": {s: d.tensors()["judge"] for s, d in val.items()}}
+    examples["reference"] = {"judge": {s: d.tensors()["judge"] for s, d in val.items()},
+                             "triplets": {s: {k: d.tensors()[k][:SHOWN_TRIPLETS] for k in ("ref", "p0", "p1")}
+                                          for s, d in val.items()}}
     references = []
     if dist.baseline:  # the classical reference beside pixel L2
         ssim = {s: ssim_2afc(d) for s, d in val.items()}
@@ -253,7 +281,8 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
     return {"rows": rows, **report, "references": references, "examples": examples,
             "data": {"val_splits": {s: len(d) for s, d in val.items()},
                      "jnd_splits": {s: len(d) for s, d in jnd.items()},
-                     "train_items": sum(len(d) for d in train), "kind": DATA_KIND[cfg.dataset]}}
+                     "train_items": sum(len(d) for d in train),
+                     "kind": next(d.label for d in DATASETS if d.name == cfg.dataset)}}
 
 
 def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
@@ -264,3 +293,68 @@ def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | Non
     checkpoint = CellCheckpoint(checkpoint_dir, cfg) if checkpoint_dir else None
     return make_record(cfg, lambda: evaluate(cfg, cfg.settings(), seed_everything(cfg.seed),
                                              pick_device(cfg.device), progress, checkpoint))
+
+
+# --------------------------------------------------------------------------- what the book shows
+
+
+def learning_checks(table, references) -> list[Check]:
+    """On the equal-MSE set, pixel L2 scores 0.5 +- 0.05: it cannot know the answer, by
+    construction (a check of the set, not of a training)."""
+    from ..analysis import learning_check, per_seed
+
+    ok = table[(table["status"] == "ok") & (table["network"] == BASELINE) & (table["metric"] == "2afc")
+               & (table["split"] == "mean") & (table["dataset"] == "equal_mse")]
+    if ok.empty:
+        return []
+    distance = (per_seed(ok) - 0.5).abs()
+    return [learning_check(NAME, "pixel L2 2AFC within 0.5 +- 0.05 (pixel distance cannot know the answer)", 0.05,
+                           distance, lambda v, r: abs(v) <= r, worst=distance.max())]
+
+
+def example_figures(reference: dict, outputs: list[tuple[str, dict]], limit: int = 3) -> list:
+    """Per split, up to ``limit`` of the recorded triplets on which the loss networks (``outputs``:
+    each network's choices, True where p0 is nearer) disagree, with each one's choice (the
+    baseline's is pixel L2's) and the answer."""
+    from IPython.display import Markdown
+
+    from ..figures import image_grid
+
+    triplets = reference.get("triplets", {})
+    out = []
+    for split, shown in triplets.items():
+        k = len(shown["ref"])
+        choices = torch.stack([o[split][:k] for _, o in outputs])  # networks x triplets
+        networks = torch.tensor([t != BASELINE for t, _ in outputs])
+        if not networks.any():
+            continue
+        disputed = (choices[networks].any(0) & ~choices[networks].all(0)).nonzero().flatten()[:limit]
+        for i in disputed.tolist():
+            answer = "p1" if reference["judge"][split][i] > 0.5 else "p0"
+            picks = {"pixel L2" if name == BASELINE else name: "p0" if c else "p1"
+                     for (name, _), c in zip(outputs, choices[:, i].tolist())}
+            said = ", ".join(f"{name}: {pick} {'✓' if pick == answer else '✗'}" for name, pick in picks.items())
+            out.append(image_grid([shown["ref"][i], shown["p0"][i], shown["p1"][i]], ["reference", "p0", "p1"],
+                                  height=96))
+            out.append(Markdown(f"*{split}* triplet {i}: closer by construction **{answer}**; {said}"))
+    return out or [Markdown(f"The networks agree on each of the first {SHOWN_TRIPLETS} triplets of every split.")]
+
+
+BENCHMARK = Benchmark(
+    name=NAME, title="Perceptual similarity",
+    description="Scores one loss network's extraction points as perceptual distances: uncalibrated (unit-normalised "
+                "features, squared difference summed over channels, spatial mean) and LPIPS's lin variant "
+                "(non-negative channel weights learned through LPIPS's ranking network). 2AFC per split and their "
+                "unweighted mean; JND mAP where the data has JND pairs. The baseline is the pixel L2 distance.",
+    datasets=DATASETS, default_dataset="equal_mse", budgets=BUDGETS, run=run,
+    primary=Metric("2afc", ("mean",), "2AFC score (uncalibrated), mean over splits"),
+    output_key="decisions", example_figures=example_figures, learning_checks=learning_checks, protocol=PROTOCOL,
+    trains_per_point=False, paper_training_items=151_400, baseline_label="pixel L2 distance",
+    step_cost_overrides={"synthetic_n": 100, "eval_limit": 20},
+    reference_figures=tuple(
+        ReferenceFigure("2afc", split, network, point, "imagenet", "bapps", "paper", value,
+                        "third-party BAPPS 2AFC, uncalibrated", scale=100)
+        for network, point, figures in (("vgg11", "features.19", {"cnn": 81.4, "color": 62.0, "traditional": 76.1}),
+                                        ("vgg16", "features.29", {"cnn": 80.3, "color": 60.8, "traditional": 75.0}))
+        for split, value in figures.items()),
+)

@@ -14,15 +14,63 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import CellConfig
+from ..benchmark import Benchmark, Check, DataSet, Metric
+from ..config import BASELINE, CellConfig
 from ..datasets import SRTestSet, SRTrainSet, degrade, upscale_bicubic
 from ..datasets.sr import resize_crop
 from ..errors import DplError
 from ..metrics import psnr_y, ssim_y
+from ..protocol import Deviation
 from ..results import row
-from .points import Task, run_cell, to_uint8
+from .points import Task, to_uint8, train_and_test
 
+NAME = "super_resolution"
+DATASETS = (DataSet("coco", "MS-COCO 2014", "study", "real photos, the study's 10k subset"),
+            DataSet("bsds500", "BSDS500", "stand-in", "real photos, train + test; stand-in for MS-COCO"))
 BORDER = 4
+
+# Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
+BUDGETS = {
+    "smoke": {"steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3, "hr_size": 96, "crop": 64,
+              "train_limit": 16, "val_images": 4, "val_crop": 64, "eval_every": 10, "test_sets": ["set5"],
+              "test_sizes": [None], "test_limit": 2, "channels": 16, "residual": True, "normalization": "none",
+              "lockstep": True},
+    "offline": {"steps": 60, "epochs": None, "warm_steps": 300, "batch_size": 4, "lr": 1e-4, "hr_size": 288,
+                "crop": 64, "train_limit": 384, "val_images": 16, "val_crop": 96, "eval_every": 20,
+                "test_sets": ["set5"], "test_sizes": [None], "test_limit": None, "channels": 32,
+                "residual": True, "normalization": "none", "lockstep": True},
+    "paper": {"steps": 200_000, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3, "hr_size": 288,
+              "crop": None,
+              "train_limit": 10_000, "val_images": 100, "val_crop": None, "eval_every": 2_000,
+              "test_sets": ["set5", "set14", "bsd100"], "test_sizes": [None, 288], "test_limit": None,
+              "channels": 64, "residual": False, "normalization": "none", "lockstep": True},
+}
+
+PROTOCOL = (
+    Deviation(NAME, "steps", "200k iterations", "200k", 200_000, "same; offline: 60 fine-tuning steps after the warm start"),
+    Deviation(NAME, "epochs", "-", "-", None, "unused (a step budget)"),
+    Deviation(NAME, "warm_steps", "-", "-", 0, "same (none); offline: 300 pixel-MSE steps shared by all models of a seed, so 60 feature-loss steps start from a working model"),
+    Deviation(NAME, "batch_size", "4", "4", 4, "same"),
+    Deviation(NAME, "lr", "Adam 1e-3", "1e-3", 1e-3, "same; offline 1e-4 (fine-tuning)"),
+    Deviation(NAME, "hr_size", "288 x 288 (resize + centre crop)", "img_transform(288)", 288, "same"),
+    Deviation(NAME, "crop", "-", "-", None, "same (whole 288 px images); offline: random 64 px crops (CPU)"),
+    Deviation(NAME, "train_limit", "10k MS-COCO 2014 images", "10k", 10_000, "same; offline: BSDS500 train+test (stand-in)"),
+    Deviation(NAME, "val_images", "-", "a validation split", 100, "a choice: 100 held-out training images pick the best checkpoint"),
+    Deviation(NAME, "val_crop", "-", "-", None, "same (whole images); offline: centre 96 px crops"),
+    Deviation(NAME, "eval_every", "keep best validation PSNR", "-", 2_000, "a choice: validation every 2,000 steps"),
+    Deviation(NAME, "test_sets", "Set5, Set14, BSD100", "Set5, Set14, BSD100", ["set5", "set14", "bsd100"],
+              "same; offline: Set5 only (full-resolution Set14 costs ~7 s per model on this CPU)"),
+    Deviation(NAME, "test_sizes", "-", "test images resized to 288 (super_res/test.py)", [None, 288],
+              "both reported: full resolution (the field's standard, split 'set5') and the authors' 288 px ('set5@288')"),
+    Deviation(NAME, "test_limit", "-", "-", None, "same (all test images)"),
+    Deviation(NAME, "channels", "Johnson et al. x4 network", "64 channels (super_res/network.py)", 64, "same; offline 32 (CPU)"),
+    Deviation(NAME, "residual", "-", "tanh output", False,
+              "same; offline: bicubic + a zero-initialised correction, so short trainings start at bicubic quality"),
+    Deviation(NAME, "normalization", "no ImageNet normalisation", "normalize_in=False", "none", "same"),
+    Deviation(NAME, "lockstep", "-", "-", True, "how the 4 points train (same numbers either way): together on shared batches"),
+    Deviation(NAME, "upsampling", "-", "nearest x2 + 3x3 conv, reflection padding", None, "same"),
+    Deviation(NAME, "precision", "-", "fp32", None, "fp32 evaluation, 8-bit quantised outputs before PSNR/SSIM; bf16 autocast only for CUDA training"),
+)
 
 
 def _conv(cin: int, cout: int, kernel: int) -> list[nn.Module]:
@@ -176,8 +224,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
                                          "nearest": to_uint8(REFERENCES["nearest"](lr[None])[0]),
                                          "hr": to_uint8(hr)}},
               "data": {"train_images": n_train, "val_images": s["val_images"],
-                       "train_source": "MS-COCO 2014 subset" if cfg.dataset == "coco"
-                       else "BSDS500 train+test (stand-in for MS-COCO)",
+                       "train_source": next(d.label for d in DATASETS if d.name == cfg.dataset),
                        "test_sets": {split: len(ps) for split, ps in pairs.items()},
                        "metrics_note": f"PSNR/SSIM on Y (BT.601) of 8-bit outputs, 4-pixel border cropped; {lpips_note}"}}
     return task, fields
@@ -197,4 +244,61 @@ def example_pair(tests: dict[str, SRTestSet]) -> tuple[torch.Tensor, torch.Tenso
 def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
     """Train and test one model per point of the cell (resuming from ``checkpoint_dir``);
     returns the result record and the examples ({alias: {sr}}, the example region)."""
-    return run_cell(cfg, make_task, progress, checkpoint_dir)
+    return train_and_test(cfg, make_task, progress, checkpoint_dir)
+
+
+# --------------------------------------------------------------------------- what the book shows
+
+
+def learning_checks(table, references) -> list[Check]:
+    """The pixel-MSE control reaches bicubic - 0.5 dB on Set5; every perceptual model beats
+    nearest-neighbour upscaling on Set5 in every seed."""
+    from ..analysis import learning_check, per_seed, reference_value
+
+    ok = table[table["status"] == "ok"]
+    base = ok["network"] == BASELINE
+    psnr5 = (ok["metric"] == "psnr") & (ok["split"] == "set5")
+    bicubic = reference_value(references, "bicubic", "psnr", "set5")
+    nearest = reference_value(references, "nearest", "psnr", "set5")
+    checks = [learning_check(NAME, "pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", bicubic - 0.5,
+                             per_seed(ok[psnr5 & base]))]
+    per_model = ok[psnr5 & ~base].groupby(["network", "weights", "alias"])["value"].agg(["mean", "min"])
+    if len(per_model):
+        failing = per_model[per_model["min"] <= nearest]
+        checks.append(learning_check(
+            NAME, "every perceptual model beats nearest-neighbour on Set5 (every seed)", nearest, per_model["mean"],
+            lambda v, r: v > r, mean=per_model["mean"].mean(), worst=per_model["min"].min(),
+            failing=", ".join(f"{n} ({w}) {a}" for n, w, a in failing.index),
+            why="a perceptual loss has no pixel term, so nothing in the training holds PSNR up; the models and "
+                "seeds that miss are named, and the learning curves show how they trained"))
+    return checks
+
+
+def example_figures(reference: dict, outputs: list[tuple[str, torch.Tensor]]) -> list:
+    """LR (shown x4 nearest), bicubic, each output, HR: the example region."""
+    from IPython.display import Markdown
+
+    from ..figures import image_grid
+
+    lr_big = F.interpolate(reference["lr"][None].float(), scale_factor=4, mode="nearest")[0].byte()
+    return [image_grid([lr_big, reference["bicubic"], *[o for _, o in outputs], reference["hr"]],
+                       ["LR (x4 nearest)", "bicubic", *[t for t, _ in outputs], "HR"], height=192),
+            Markdown(f"The centre {EXAMPLE_CROP} x {EXAMPLE_CROP} pixels of the first test image, x4.")]
+
+
+BENCHMARK = Benchmark(
+    name=NAME, title="Super-resolution x4",
+    description="Trains Johnson et al.'s x4 super-resolution network with the feature MSE at one extraction point "
+                "(one model per point; no pixel term, as the study), keeps the checkpoint with the best validation "
+                "PSNR, and tests on Set5, Set14 and BSD100: PSNR and SSIM on the Y channel with a 4-pixel border "
+                "cropped. The baseline trains with pixel MSE.",
+    datasets=DATASETS,
+    default_dataset="bsds500",
+    budgets=BUDGETS,
+    run=run, primary=Metric("psnr", ("set5", "set14", "bsd100"),
+                            "PSNR (dB, Y) at full resolution, mean of the test sets run"),
+    output_key="sr", example_figures=example_figures, learning_checks=learning_checks, protocol=PROTOCOL,
+    baseline_label="pixel-MSE training",
+    step_cost_overrides={"train_limit": 8, "val_images": 1, "test_limit": 1, "test_sets": ["set5"],
+                         "test_sizes": [None], "eval_every": 10_000},
+)

@@ -1,6 +1,6 @@
 """Speed of dpllib's perceptual loss vs the lpips package, and of early vs late points.
 
-    .venv/bin/python benchmarks/loss_speed.py [--device cuda] [--repeats 5]
+    dpl bench loss_speed [--device cuda] [--repeats 5]
 
 Prints images/s (median of repeats) for forward and forward+backward passes.
 """

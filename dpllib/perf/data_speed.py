@@ -1,6 +1,6 @@
 """Loader speed, cold (empty decode cache) vs warm (cache filled), images/s.
 
-    DPL_DATA_ROOT=../shared/data .venv/bin/python benchmarks/data_speed.py
+    DPL_DATA_ROOT=../shared/data dpl bench data_speed
 """
 
 from __future__ import annotations
