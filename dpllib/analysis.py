@@ -11,6 +11,8 @@ networks, only with at least ``MIN_NETWORKS`` of them).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import warnings
 
 import numpy as np
@@ -23,6 +25,7 @@ from .config import BASELINE
 KEYS = ["benchmark", "network", "weights", "pretrained", "family", "top1", "has_batchnorm", "point",
         "alias", "study_index", "depth"]
 MIN_NETWORKS = 5  # fewer networks: no interval or p-value across networks
+EXACT_BELOW = 10  # fewer networks: exact permutation p-values for rank correlations
 MIN_CLUSTERS = 10  # fewer networks: no cluster-robust errors
 LEVEL = 0.95
 
@@ -48,10 +51,15 @@ def scores(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_summary(score_frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """Mean over seeds with a t-interval (NaN bounds with one seed) per loss network."""
+    """Mean over seeds with a t-interval (NaN bounds with one seed) per loss network; a score that
+    is not a finite number is no seed (:func:`exclusions` names it), and a loss network without
+    any is left out."""
     rows = []
     for key, g in score_frame.groupby(KEYS, dropna=False):
         v = g["score"].to_numpy(float)
+        v = v[np.isfinite(v)]
+        if not len(v):
+            continue
         mean = float(v.mean())
         half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
         rows.append({**dict(zip(KEYS, key)), "score": mean, "n_seeds": len(v), "ci_low": mean - half,
@@ -158,148 +166,335 @@ def ranks(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
     return wide.sort_values("average_rank").reset_index()
 
 
-# --------------------------------------------------------------------------- the conventions
+# --------------------------------------------------------------------------- the study's three questions
+#
+# The units are what each question is about: points (cell means over seeds) for "do later
+# points score better" and for the point effect; networks for "does the network matter", for
+# ImageNet accuracy and for pretraining across networks. A seed is never a replicate of a point
+# or a network; seeds only measure the noise of a cell.
 
 
-def depth_within_networks(summary: pd.DataFrame, weights: str = "imagenet", n_boot: int = 2000,
-                          seed: int = 0, min_networks: int = MIN_NETWORKS) -> pd.DataFrame:
-    """Convention (b) within networks, per benchmark: each network's Spearman correlation of
-    its points' relative depth and score, their mean, a bootstrap interval over networks (only
-    with ``min_networks`` or more), and in how many networks the correlation is negative."""
-    rng = np.random.default_rng(seed)
+def cell_means(score_frame: pd.DataFrame, weights: str | None = "imagenet") -> pd.DataFrame:
+    """One row per benchmark, loss network (network, weights, point): the mean score over its
+    seeds (``n_seeds`` of them). Rows without a score are left out (see :func:`exclusions`)."""
+    sub = loss_networks(score_frame, weights).dropna(subset=["score", "alias"])
+    cols = ["benchmark", "network", "weights", "alias", "depth", "top1"]
+    if sub.empty:
+        return pd.DataFrame(columns=cols + ["score", "n_seeds"])
+    return (sub.groupby(["benchmark", "network", "weights", "alias"], as_index=False, dropna=False)
+            .agg(depth=("depth", "first"), top1=("top1", "first"), score=("score", "mean"), n_seeds=("seed", "nunique")))
+
+
+def exclusions(score_frame: pd.DataFrame, table: pd.DataFrame | None = None) -> list[str]:
+    """What the statistics leave out, named: failed cells, scores that are not numbers, and loss
+    networks with fewer seeds than the others of their benchmark."""
+    out = []
+    if table is not None and "status" in table:
+        failed = table[table["status"] != "ok"].drop_duplicates("cell_id") if "cell_id" in table else table[
+            table["status"] != "ok"]
+        out += [f"{r.benchmark}: the cell {r.network} ({r.weights}), seed {r.seed} failed and is left out"
+                for r in failed.itertuples()]
+    bad = score_frame[~np.isfinite(score_frame["score"].astype(float))]
+    out += [f"{r.benchmark}: {r.network} ({r.weights}) {r.alias}, seed {r.seed} has no finite score and is left out"
+            for r in bad.itertuples()]
+    counts = loss_networks(score_frame, None).dropna(subset=["score"]).groupby(
+        ["benchmark", "network", "weights", "alias"], dropna=False)["seed"].nunique()
+    for bench, per in counts.groupby(level=0):
+        full = per.max()
+        out += [f"{bench}: {n} ({w}) {a} has {k} of {full} seeds" + ("; the variance components leave it out"
+                                                                     if w == "imagenet" else "")
+                for (_, n, w, a), k in per[per < full].items()]
+    return out
+
+
+def _t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float, float, float]:
+    """(mean, low, high, two-sided p of mean = 0) of a t-interval over ``values`` (the units)."""
+    n = len(values)
+    mean = float(np.mean(values)) if n else np.nan
+    if n < 2:
+        return mean, np.nan, np.nan, np.nan
+    se = float(np.std(values, ddof=1)) / np.sqrt(n)
+    if se == 0:
+        return mean, mean, mean, np.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * se
+    return mean, mean - half, mean + half, float(2 * stats.t.sf(abs(mean) / se, n - 1))
+
+
+def depth_within_networks(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
+    """Convention (b) network by network, per benchmark: each network's Spearman correlation of
+    its points' relative depth and score (3 or more points), their mean (descriptive), and in
+    how many networks later points score better (in the metric's direction), with an exact
+    (Clopper-Pearson) interval of that share and an exact sign test of a share of one half: the
+    network is the unit, and the interval holds its level with any number of networks."""
+    cols = ["benchmark", "networks", "mean_rho", "later_better_in", "share", "share_low", "share_high", "p_sign",
+            "per_network"]
     rows = []
     for bench, sub in loss_networks(summary, weights).groupby("benchmark"):
         rhos = {}
         for network, g in sub.dropna(subset=["depth", "score"]).groupby("network"):
-            if g["depth"].nunique() > 1 and g["score"].nunique() > 1:
+            if g["depth"].nunique() > 2 and g["score"].nunique() > 1:
                 rhos[network] = float(stats.spearmanr(g["depth"], g["score"])[0])
-        values = np.array(list(rhos.values()))
-        lo = hi = np.nan
-        if len(values) >= min_networks:
-            boot = [rng.choice(values, len(values)).mean() for _ in range(n_boot)]
-            lo, hi = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-        rows.append({"benchmark": bench, "networks": len(values),
-                     "mean_rho": float(values.mean()) if len(values) else np.nan, "ci_low": lo, "ci_high": hi,
-                     "negative_in": int((values < 0).sum()),
+        values = np.array(list(rhos.values())) * direction(bench)
+        n, better = len(values), int((values > 0).sum())
+        lo = hi = p = np.nan
+        if n:
+            ci = stats.binomtest(better, n).proportion_ci(LEVEL, method="exact")
+            lo, hi = ci.low, ci.high
+            decided = int((values != 0).sum())
+            p = stats.binomtest(better, decided).pvalue if decided else np.nan
+        rows.append({"benchmark": bench, "networks": n, "mean_rho": float(values.mean() * direction(bench)) if n else np.nan,
+                     "later_better_in": better, "share": better / n if n else np.nan, "share_low": lo,
+                     "share_high": hi, "p_sign": p,
                      "per_network": ", ".join(f"{k} {v:+.2f}" for k, v in rhos.items())})
-    return pd.DataFrame(rows, columns=["benchmark", "networks", "mean_rho", "ci_low", "ci_high", "negative_in",
-                                       "per_network"])
+    return pd.DataFrame(rows, columns=cols)
 
 
 def depth_slope(score_frame: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
-    """Convention (b) for these networks, per benchmark: the change of the score (in the
-    benchmark's units) per unit of relative depth, from score ~ network + depth over every
-    seed's score (a fixed network effect, so only depth differences within a network count),
-    with a t-interval. It speaks for the networks run, not for networks in general."""
-    import statsmodels.formula.api as smf
-
+    """Convention (b), per benchmark: the change of the score (in the benchmark's units) per unit
+    of relative depth within networks, fitted to the points' means over seeds (the point is the
+    unit: score ~ depth + network), with a t-interval and p-value on points - networks - 1
+    degrees of freedom. It speaks for the networks run."""
+    cols = ["benchmark", "slope", "ci_low", "ci_high", "p", "networks", "points"]
     rows = []
-    for bench, sub in loss_networks(score_frame, weights).dropna(subset=["depth"]).groupby("benchmark"):
-        if sub["seed"].nunique() < 2 or sub["depth"].nunique() < 2:
-            rows.append({"benchmark": bench, "slope": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
-                         "networks": sub["network"].nunique(), "rows": len(sub)})
+    for bench, sub in cell_means(score_frame, weights).dropna(subset=["depth"]).groupby("benchmark"):
+        nets, points = sub["network"].nunique(), len(sub)
+        y = sub["score"].to_numpy(float) - sub.groupby("network")["score"].transform("mean").to_numpy(float)
+        d = sub["depth"].to_numpy(float) - sub.groupby("network")["depth"].transform("mean").to_numpy(float)
+        df = points - nets - 1
+        sxx = float((d**2).sum())
+        if df < 1 or sxx == 0:
+            rows.append(dict(zip(cols, [bench, np.nan, np.nan, np.nan, np.nan, nets, points])))
             continue
-        formula = "score ~ depth" + (" + C(network)" if sub["network"].nunique() > 1 else "")
-        fit = smf.ols(formula, sub).fit()
-        lo, hi = fit.conf_int(1 - LEVEL).loc["depth"]
-        rows.append({"benchmark": bench, "slope": float(fit.params["depth"]), "ci_low": float(lo), "ci_high": float(hi),
-                     "p": float(fit.pvalues["depth"]), "networks": sub["network"].nunique(), "rows": len(sub)})
-    return pd.DataFrame(rows, columns=["benchmark", "slope", "ci_low", "ci_high", "p", "networks", "rows"])
+        slope = float((d * y).sum() / sxx)
+        resid = y - slope * d
+        s2 = float((resid**2).sum()) / df
+        if s2 <= 1e-24 * float((y**2).sum() + 1e-300):  # the points lie on the line: nothing to test against
+            rows.append(dict(zip(cols, [bench, slope, slope, slope, np.nan, nets, points])))
+            continue
+        se = np.sqrt(s2 / sxx)
+        half = stats.t.ppf(0.5 + LEVEL / 2, df) * se
+        rows.append(dict(zip(cols, [bench, slope, slope - half, slope + half,
+                                    float(2 * stats.t.sf(abs(slope) / se, df)), nets, points])))
+    return pd.DataFrame(rows, columns=cols)
 
 
-def accuracy_correlation(summary: pd.DataFrame, weights: str = "imagenet", n_boot: int = 2000, seed: int = 0,
+@functools.cache
+def _permutations(n: int) -> np.ndarray:
+    """Every permutation of range(n) (n! x n), for exact tests with few networks."""
+    return np.array(list(itertools.permutations(range(n))), dtype=np.int8)
+
+
+def spearman_test(x: np.ndarray, y: np.ndarray, exact_below: int = EXACT_BELOW) -> tuple[float, float]:
+    """Spearman's rho of ``x`` and ``y`` and its two-sided p-value: exact (every permutation)
+    with fewer than ``exact_below`` pairs, else scipy's t approximation."""
+    n = len(x)
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return np.nan, np.nan
+    rho = float(np.corrcoef(rx, ry)[0, 1])
+    if n >= exact_below:
+        return rho, float(stats.spearmanr(x, y)[1])
+    cx = (rx - rx.mean()) / np.linalg.norm(rx - rx.mean())
+    cy = (ry - ry.mean()) / np.linalg.norm(ry - ry.mean())
+    null = cy[_permutations(n)] @ cx
+    return rho, float(np.mean(np.abs(null) >= abs(rho) - 1e-12))
+
+
+def spearman_interval(rho: float, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """A Fisher-z interval for Spearman's rho with Bonett and Wright's (2000) variance
+    (1 + rho^2 / 2) / (n - 3)."""
+    if n <= 3 or not np.isfinite(rho):
+        return np.nan, np.nan
+    z = np.arctanh(np.clip(rho, -0.9999, 0.9999))
+    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt((1 + rho**2 / 2) / (n - 3))
+    return float(np.tanh(z - half)), float(np.tanh(z + half))
+
+
+def accuracy_correlation(summary: pd.DataFrame, weights: str = "imagenet",
                          min_networks: int = MIN_NETWORKS) -> pd.DataFrame:
-    """Convention (a), per benchmark and per summary of a network ('best' point, 'mean' over
-    points): the Spearman correlation of ImageNet top-1 and score, one value per network (n =
-    networks); the p-value and a bootstrap interval over networks only with ``min_networks``
-    or more (NaN otherwise)."""
-    rng = np.random.default_rng(seed)
+    """Convention (a), per benchmark and per summary of a network ('best' point in the metric's
+    direction, 'mean' over points): the Spearman correlation of ImageNet top-1 and score, one
+    value per network (n = networks), with a Fisher-z interval and an exact permutation p-value
+    below 10 networks; neither with fewer than ``min_networks``."""
     rows = []
-    for bench, sub in loss_networks(summary, weights).dropna(subset=["top1"]).groupby("benchmark"):
-        per = sub.groupby("network").agg(top1=("top1", "first"), best=("score", "max"), mean=("score", "mean"))
+    for bench, sub in loss_networks(summary, weights).dropna(subset=["top1", "score"]).groupby("benchmark"):
+        signed = sub.assign(signed=sub["score"] * direction(bench))
+        per = signed.groupby("network").agg(top1=("top1", "first"), signed_best=("signed", "max"),
+                                            mean=("score", "mean"))
+        per["best"] = per["signed_best"] * direction(bench)
         for which in ("best", "mean"):
             n = len(per)
-            rho = stats.spearmanr(per["top1"], per[which])[0] if n >= 3 and per["top1"].nunique() > 1 else np.nan
-            p = lo = hi = np.nan
-            if n >= min_networks and np.isfinite(rho):
-                p = stats.spearmanr(per["top1"], per[which])[1]
-                boot = []
-                for _ in range(n_boot):
-                    s = per.iloc[rng.integers(0, n, n)]
-                    if s["top1"].nunique() > 1 and s[which].nunique() > 1:
-                        boot.append(stats.spearmanr(s["top1"], s[which])[0])
-                lo, hi = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+            rho, p = spearman_test(per["top1"].to_numpy(), per[which].to_numpy()) if n >= 3 else (np.nan, np.nan)
+            lo = hi = np.nan
+            if n >= min_networks:
+                lo, hi = spearman_interval(rho, n)
+            else:
+                p = np.nan
             rows.append({"benchmark": bench, "network_score": which, "networks": n, "rho": rho, "ci_low": lo,
                          "ci_high": hi, "p": p})
     return pd.DataFrame(rows, columns=["benchmark", "network_score", "networks", "rho", "ci_low", "ci_high", "p"])
 
 
-def variance_shares(score_frame: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
-    """Per benchmark: nested ANOVA of the score, point within network, seeds as the residual:
-    each source's share of the sum of squares and the F-tests of network and point against the
-    seed noise: NaN with one seed, and where the seeds agree exactly (a measure that the seed
-    does not change, such as an untrained distance, has no seed noise to be judged against).
-    Networks may have different points."""
+def _components(cell: np.ndarray, network: np.ndarray, ms_e: np.ndarray, n: int):
+    """Method-of-moments variance components of a nested design from cell means ``cell``
+    (... x cells), the cells' network index and the within-cell mean square ``ms_e`` (...):
+    (var_network, var_point, ms_a, ms_w, k), vectorised over leading dimensions."""
+    a = network.max() + 1
+    b = np.bincount(network, minlength=a).astype(float)  # points per network
+    cells = len(network)
+    net_mean = (cell @ np.eye(a)[network]) / b
+    grand = (b * net_mean).sum(-1) / cells
+    ms_w = ((cell - net_mean[..., network]) ** 2).sum(-1) / (cells - a)
+    ms_a = (b * (net_mean - grand[..., None]) ** 2).sum(-1) / (a - 1) if a > 1 else np.full(ms_w.shape, np.nan)
+    k = (cells - (b**2).sum() / cells) / (a - 1) if a > 1 else np.nan
+    var_point = np.maximum(0.0, ms_w - ms_e / n)
+    var_network = np.maximum(0.0, (ms_a - ms_w) / k) if a > 1 else np.full(ms_w.shape, np.nan)
+    return var_network, var_point, ms_a, ms_w, k
+
+
+def variance_components(score_frame: pd.DataFrame, weights: str = "imagenet", n_boot: int = 1000,
+                        seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
+    """Does the point matter as much as the architecture? Per benchmark, networks and points
+    within them as random effects and seeds as the noise: each variance component (network,
+    point within network, seed) estimated by the method of moments on the nested design (points
+    per network may differ), with percentile intervals from a parametric bootstrap of
+    ``n_boot`` runs, and the ratio point / network with its interval. ``p_network`` tests the
+    network against the points within networks (networks are the units), ``p_point`` the
+    points against the seed noise; neither where the seeds or points agree exactly (nothing to
+    test against: a tolerance tied to the scores' scale). Loss networks with fewer seeds than
+    the others are left out (:func:`exclusions` names them)."""
+    cols = ["benchmark", "var_network", "var_network_low", "var_network_high", "var_point", "var_point_low",
+            "var_point_high", "var_seed", "ratio", "ratio_low", "ratio_high", "p_network", "p_point", "networks",
+            "points", "seeds"]
+    rng = np.random.default_rng(seed)
     rows = []
-    cols = ["benchmark", "network", "point_within_network", "seed", "p_network", "p_point", "networks", "rows"]
-    for bench, sub in loss_networks(score_frame, weights).groupby("benchmark"):
-        sub = sub.dropna(subset=["alias", "score"])
-        nets, cells = sub["network"].nunique(), sub.groupby(["network", "alias"]).ngroups
-        if cells <= nets or len(sub) < 4:
-            rows.append(dict(zip(cols, [bench] + [np.nan] * 5 + [nets, len(sub)])))
+    for bench, sub in loss_networks(score_frame, weights).dropna(subset=["alias", "score"]).groupby("benchmark"):
+        per_cell = sub.groupby(["network", "alias"])["score"]
+        full = per_cell.transform("count") == per_cell.count().max()
+        sub = sub[full]
+        n = int(sub.groupby(["network", "alias"])["score"].count().max())
+        means = sub.groupby(["network", "alias"], sort=True)["score"].mean()
+        network = pd.factorize(means.index.get_level_values(0))[0]
+        cell = means.to_numpy(float)
+        a, cells = network.max() + 1, len(cell)
+        scale = float((sub["score"].to_numpy(float) ** 2).sum()) + 1e-300
+        resid = sub["score"].to_numpy(float) - sub.groupby(["network", "alias"])["score"].transform("mean").to_numpy()
+        ss_e, df_e = float((resid**2).sum()), cells * (n - 1)
+        if cells <= a:
+            rows.append(dict(zip(cols, [bench] + [np.nan] * 12 + [a, cells, n])))
             continue
-        y = sub["score"].to_numpy()
-        net_mean = sub.groupby("network")["score"].transform("mean").to_numpy()
-        cell_mean = sub.groupby(["network", "alias"])["score"].transform("mean").to_numpy()
-        ss = {"network": ((net_mean - y.mean()) ** 2).sum(), "point_within_network": ((cell_mean - net_mean) ** 2).sum(),
-              "seed": ((y - cell_mean) ** 2).sum()}
-        df = {"network": nets - 1, "point_within_network": cells - nets, "seed": len(y) - cells}
-        total = sum(ss.values())
-
-        def p_value(source: str) -> float:
-            if df["seed"] == 0 or df[source] == 0 or ss["seed"] == 0:
-                return np.nan
-            f = (ss[source] / df[source]) / (ss["seed"] / df["seed"])
-            return float(stats.f.sf(f, df[source], df["seed"]))
-
-        rows.append({"benchmark": bench, **{k: v / total for k, v in ss.items()},
-                     "p_network": p_value("network"), "p_point": p_value("point_within_network"),
-                     "networks": nets, "rows": len(sub)})
+        ms_e = ss_e / df_e if df_e else np.nan
+        seeds_agree = df_e == 0 or ss_e <= 1e-24 * scale
+        var_net, var_point, ms_a, ms_w, _ = _components(cell, network, np.asarray(ms_e if not seeds_agree else 0.0), n)
+        df_w = cells - a
+        points_agree = ms_w * df_w <= 1e-24 * scale
+        p_point = np.nan if seeds_agree or points_agree else float(stats.f.sf(n * ms_w / ms_e, df_w, df_e))
+        p_network = np.nan if a < 2 or points_agree else float(stats.f.sf(ms_a / ms_w, a - 1, df_w))
+        var_seed = 0.0 if seeds_agree else ms_e
+        ratio = _ratio(var_point, var_net)
+        bounds = [np.nan] * 6
+        if n_boot and a > 1:
+            sim = (rng.standard_normal((n_boot, a)) * np.sqrt(var_net))[:, network] \
+                + rng.standard_normal((n_boot, cells)) * np.sqrt(var_point + var_seed / n)
+            sim_e = var_seed * rng.chisquare(df_e, n_boot) / df_e if df_e else np.zeros(n_boot)
+            b_net, b_point, *_ = _components(sim, network, sim_e, n)
+            q = [(1 - level) / 2, (1 + level) / 2]
+            ratios = _ratio(b_point, b_net)  # inf where only the point varies; NaN (neither) left out
+            bounds = [*np.quantile(b_net, q), *np.quantile(b_point, q),
+                      *(np.nanquantile(ratios, q, method="inverted_cdf") if (~np.isnan(ratios)).any()
+                        else [np.nan, np.nan])]
+        rows.append(dict(zip(cols, [bench, float(var_net), *bounds[:2], float(var_point), *bounds[2:4], var_seed,
+                                    float(ratio), *bounds[4:], p_network, p_point, a, cells, n])))
     return pd.DataFrame(rows, columns=cols)
 
 
-def pretrained_vs_random(score_frame: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
-                         min_networks: int = MIN_NETWORKS) -> pd.DataFrame:
+def _ratio(point, network):
+    """point / network variance: inf where only the point varies, NaN where neither does."""
+    point, network = np.asarray(point, float), np.asarray(network, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(network > 0, point / np.where(network > 0, network, 1.0), np.where(point > 0, np.inf, np.nan))
+    return out
+
+
+def pretrained_vs_random(score_frame: pd.DataFrame, min_networks: int = MIN_NETWORKS) -> pd.DataFrame:
     """ImageNet minus random weights, paired by benchmark, network, point and seed. Per
-    benchmark: the mean difference; its interval is a bootstrap over networks with
-    ``min_networks`` or more, else (one or few networks) a t-interval over seeds of the
-    per-seed mean difference, which speaks only for the networks run."""
+    benchmark: the mean difference, with a t-interval and p-value over networks (each network's
+    mean difference is one unit) with ``min_networks`` or more; with fewer, over seeds of the
+    mean difference of the networks run (it then speaks only for them, and says so)."""
     lossnets = loss_networks(score_frame, None)
     wide = lossnets.pivot_table(index=["benchmark", "network", "alias", "seed"], columns="weights", values="score")
-    cols = ["benchmark", "networks", "pairs", "mean_difference", "ci_low", "ci_high", "interval", "pretrained_wins"]
+    cols = ["benchmark", "networks", "pairs", "mean_difference", "ci_low", "ci_high", "p", "interval",
+            "pretrained_wins"]
     if "imagenet" not in wide or "random" not in wide:
         return pd.DataFrame(columns=cols)
     diff = (wide["imagenet"] - wide["random"]).dropna().rename("difference").reset_index()
-    rng = np.random.default_rng(seed)
     rows = []
     for bench, g in diff.groupby("benchmark"):
-        per_network = g.groupby("network")["difference"].mean().to_numpy()
-        per_seed = g.groupby("seed")["difference"].mean().to_numpy()
-        lo = hi = np.nan
+        signed = g["difference"] * direction(bench)  # > 0: ImageNet better
+        per_network = signed.groupby(g["network"]).mean().to_numpy()
+        per_seed = signed.groupby(g["seed"]).mean().to_numpy()
         if len(per_network) >= min_networks:
-            boot = [rng.choice(per_network, len(per_network)).mean() for _ in range(n_boot)]
-            lo, hi = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-            kind = f"bootstrap over {len(per_network)} networks"
+            mean, lo, hi, p = _t_interval(per_network)
+            kind = f"t over {len(per_network)} networks"
         elif len(per_seed) > 1:
-            half = stats.t.ppf(0.5 + LEVEL / 2, len(per_seed) - 1) * per_seed.std(ddof=1) / np.sqrt(len(per_seed))
-            lo, hi = per_seed.mean() - half, per_seed.mean() + half
-            kind = f"t over {len(per_seed)} seeds, {len(per_network)} network(s) only"
+            mean, lo, hi, p = _t_interval(per_seed)
+            kind = f"t over {len(per_seed)} seeds; these {len(per_network)} network(s) only"
         else:
-            kind = "none (one seed)"
-        rows.append({"benchmark": bench, "networks": len(per_network), "pairs": len(g),
-                     "mean_difference": float(g["difference"].mean()), "ci_low": lo, "ci_high": hi, "interval": kind,
-                     "pretrained_wins": float((g["difference"] > 0).mean())})
+            mean, lo, hi, p, kind = float(signed.mean()), np.nan, np.nan, np.nan, "none (one seed)"
+        sign = direction(bench)
+        lo, hi = (lo, hi) if sign > 0 else (-hi, -lo)
+        rows.append({"benchmark": bench, "networks": len(per_network), "pairs": len(g), "mean_difference": mean * sign,
+                     "ci_low": lo, "ci_high": hi, "p": p, "interval": kind,
+                     "pretrained_wins": float((signed > 0).mean())})
     return pd.DataFrame(rows, columns=cols)
+
+
+def holm(p: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment of ``p`` (NaN stay NaN): the family-wise error stays at the
+    level over every p-value given."""
+    valid = p.dropna().sort_values()
+    m = len(valid)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * valid.to_numpy()))
+    return pd.Series(adjusted, index=valid.index).reindex(p.index)
+
+
+def claims(score_frame: pd.DataFrame, summary: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
+    """Every answer this run gives to the study's three questions, per benchmark, as one table:
+    question, estimate with interval, p-value, Holm-adjusted p over all rows (one family per
+    book) and whether it is a claim at the 5% level. Rows without a p-value are estimates
+    only (too few networks, points or seeds: the ``note`` says which)."""
+    rows = []
+    for r in variance_components(score_frame, n_boot=n_boot).itertuples():
+        base = {"benchmark": r.benchmark, "networks": r.networks, "points": r.points, "seeds": r.seeds}
+        rows.append({**base, "question": "network", "estimate": r.var_network, "ci_low": r.var_network_low,
+                     "ci_high": r.var_network_high, "p": r.p_network})
+        rows.append({**base, "question": "point", "estimate": r.var_point, "ci_low": r.var_point_low,
+                     "ci_high": r.var_point_high, "p": r.p_point})
+        rows.append({**base, "question": "point vs network", "estimate": r.ratio, "ci_low": r.ratio_low,
+                     "ci_high": r.ratio_high, "p": np.nan})
+    for r in depth_slope(score_frame).itertuples():
+        rows.append({"benchmark": r.benchmark, "networks": r.networks, "points": r.points, "question": "depth",
+                     "estimate": r.slope, "ci_low": r.ci_low, "ci_high": r.ci_high, "p": r.p})
+    acc = accuracy_correlation(summary)
+    for r in acc[acc["network_score"] == "best"].itertuples():
+        rows.append({"benchmark": r.benchmark, "networks": r.networks, "question": "accuracy", "estimate": r.rho,
+                     "ci_low": r.ci_low, "ci_high": r.ci_high, "p": r.p})
+    for r in pretrained_vs_random(score_frame).itertuples():
+        rows.append({"benchmark": r.benchmark, "networks": r.networks, "question": "pretraining",
+                     "estimate": r.mean_difference, "ci_low": r.ci_low, "ci_high": r.ci_high, "p": r.p,
+                     "interval": r.interval})
+    out = pd.DataFrame(rows, columns=["benchmark", "question", "estimate", "ci_low", "ci_high", "p", "networks",
+                                      "points", "seeds", "interval"])
+    out["p_holm"] = holm(out["p"])
+    out["claim"] = out["p_holm"] < 1 - LEVEL
+    # point vs network: a claim only where the interval of the ratio excludes 1 and the point
+    # effect itself holds after the correction
+    point_holds = out[out["question"] == "point"].set_index("benchmark")["claim"]
+    ratio = out["question"] == "point vs network"
+    out.loc[ratio, "claim"] = [bool(point_holds.get(b, False)) and (lo > 1 or hi < 1)
+                               for b, lo, hi in zip(out.loc[ratio, "benchmark"], out.loc[ratio, "ci_low"],
+                                                    out.loc[ratio, "ci_high"])]
+    return out
 
 
 def mixed_model(summary: pd.DataFrame, weights: str = "imagenet",

@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import (LEVEL, MIN_NETWORKS, depth_slope, loss_networks, pretrained_vs_random, ranks,
-                       variance_shares)
+from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
 from .benchmark import benchmarks, get_benchmark
 from .config import BASELINE
 from .networks import STUDY_POINTS
@@ -48,32 +47,94 @@ def evidence(table: pd.DataFrame, benchmark: str) -> str:
     return f"{who}; {', '.join(data)}; {budgets} budget; {seeds} seed{'s' if seeds != 1 else ''}"
 
 
-def findings(score_frame: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """The statements the data supports, one per test whose interval excludes no effect, each
-    with the evidence it rests on; then the study's claims this run cannot speak to, and why."""
-    lines = []
-    said = {b: evidence(table, b) for b in score_frame["benchmark"].unique()}
-    for _, r in variance_shares(score_frame).iterrows():
-        if r["p_network"] < 1 - LEVEL:
-            lines.append(f"{r['benchmark']}: the network explains {r['network']:.0%} of the score variation "
-                         f"(nested ANOVA, network effect p = {r['p_network']:.2g} against the seed noise) "
-                         f"[{said[r['benchmark']]}].")
-        if r["p_point"] < 1 - LEVEL:
-            bigger = "more" if r["point_within_network"] > r["network"] else "less"
-            lines.append(f"{r['benchmark']}: the extraction point explains {r['point_within_network']:.0%} of the score "
-                         f"variation within networks, {bigger} than the network's {r['network']:.0%} (nested ANOVA, point "
-                         f"effect p = {r['p_point']:.2g} against the seed noise) [{said[r['benchmark']]}].")
-    for _, r in depth_slope(score_frame).dropna(subset=["slope"]).iterrows():
-        if r["ci_low"] > 0 or r["ci_high"] < 0:
-            direction = "higher" if r["slope"] > 0 else "lower"
-            lines.append(f"{r['benchmark']}: within the {r['networks']} networks run, later points score {direction} "
-                         f"(slope {r['slope']:.3g} per unit depth, 95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}]) "
-                         f"[{said[r['benchmark']]}].")
-    for _, r in pretrained_vs_random(score_frame).dropna(subset=["ci_low"]).iterrows():
-        if r["ci_low"] > 0 or r["ci_high"] < 0:
-            better = "ImageNet" if r["mean_difference"] > 0 else "random"
-            lines.append(f"{r['benchmark']}: {better} weights score higher (ImageNet minus random {r['mean_difference']:.3g}, "
-                         f"95% CI [{r['ci_low']:.3g}, {r['ci_high']:.3g}], {r['interval']}) [{said[r['benchmark']]}].")
+def _interval(lo: float, hi: float) -> str:
+    def show(v: float) -> str:
+        return ("∞" if v > 0 else "-∞") if np.isinf(v) else f"{v:.3g}"
+
+    return f"95% interval [{show(lo)}, {show(hi)}]" if not (np.isnan(lo) or np.isnan(hi)) else "no interval"
+
+
+def answer(row, descriptor) -> str:
+    """One plain sentence for one row of :func:`dpllib.analysis.claims`."""
+    q, est, iv = row["question"], row["estimate"], _interval(row["ci_low"], row["ci_high"])
+    sign = 1 if descriptor.primary.higher_is_better else -1
+    tested = np.isfinite(row["p"])
+    holm = f"Holm-adjusted p = {row['p_holm']:.2g}" if tested else ""
+    if q == "point vs network":
+        text = (f"the network's variance is estimated at 0 and the extraction point's is not (ratio point / network: {iv})"
+                if np.isinf(est) else f"the extraction point's variance is {est:.3g} times the network's ({iv})")
+        if row["claim"]:
+            return text + (": the point matters more than the architecture." if row["ci_low"] > 1
+                           else ": the architecture matters more than the point.")
+        return text + ": no evidence that either matters more." if np.isfinite(est) else \
+            "the variance of neither the network nor the point could be estimated apart from zero."
+    if q in ("network", "point"):
+        against = "the spread of its points" if q == "network" else "the seed noise"
+        what = "the network" if q == "network" else "the extraction point (within a network)"
+        if row["claim"]:
+            return f"{what} matters: variance {est:.3g} ({iv}), tested against {against}, {holm}."
+        if tested:
+            return f"no evidence that {what} matters beyond {against} (variance {est:.3g}, {iv}, {holm})."
+        why = ("the seeds agree exactly (a measure without training): no noise to test against" if q == "point"
+               else "fewer than 2 networks, or points that agree exactly")
+        return f"{what}: not tested ({why})."
+    if q == "depth":
+        if row["claim"]:
+            better = "better" if sign * est > 0 else "worse"
+            return (f"later points score {better} within networks (slope {est:.3g} per unit depth, {iv}, "
+                    f"points as units, {holm}).")
+        if tested:
+            return f"no evidence that later points score better or worse (slope {est:.3g} per unit depth, {iv}, {holm})."
+        return "depth: not tested (too few points per network, or they agree exactly)."
+    if q == "accuracy":
+        if row["claim"]:
+            better = "better" if sign * est > 0 else "worse"
+            return (f"networks with higher ImageNet top-1 make {better} loss networks (Spearman {est:.2f} over "
+                    f"{row['networks']} networks, {iv}, {holm}).")
+        if tested:
+            return (f"no evidence that ImageNet accuracy predicts the score (Spearman {est:.2f} over "
+                    f"{row['networks']} networks, {iv}, {holm}).")
+        return (f"ImageNet accuracy: not tested ({row['networks']} networks; a correlation across networks needs "
+                f"{MIN_NETWORKS} or more).")
+    if q == "pretraining":
+        scope = f" ({row['interval']})" if isinstance(row.get("interval"), str) else ""
+        if row["claim"]:
+            better = "better" if sign * est > 0 else "worse"
+            return f"ImageNet weights score {better} than random weights (ImageNet minus random {est:.3g}, {iv}{scope}, {holm})."
+        if tested:
+            return f"no evidence that ImageNet pretraining changes the score (ImageNet minus random {est:.3g}, {iv}{scope}, {holm})."
+        return "ImageNet against random weights: not tested (one seed)."
+    raise ValueError(f"unknown question {q!r}")
+
+
+QUESTIONS = {"point vs network": "Does the point matter as much as the architecture?",
+             "network": "Does the point matter as much as the architecture?",
+             "point": "Does the point matter as much as the architecture?",
+             "depth": "Convention (b): do later points make better losses?",
+             "accuracy": "Convention (a): does ImageNet accuracy predict a good loss network?",
+             "pretraining": "ImageNet pretraining against random weights"}
+
+
+def answers(claim_rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark and question, the plain sentence of each answer and what it rests on."""
+    rows = []
+    for r in claim_rows.to_dict("records"):
+        descriptor = get_benchmark(r["benchmark"])
+        rows.append({"benchmark": r["benchmark"], "question": QUESTIONS[r["question"]], "answer": answer(r, descriptor),
+                     "rests on": evidence(table, r["benchmark"]), "claim": bool(r["claim"])})
+    return pd.DataFrame(rows, columns=["benchmark", "question", "answer", "rests on", "claim"])
+
+
+def findings(claim_rows: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFrame,
+             score_frame: pd.DataFrame | None = None) -> list[str]:
+    """Every answer the run gives to the study's three questions (claims first, then the
+    answers that found no evidence, each with its interval), with what it rests on; then what
+    the statistics left out, and the study's claims the run cannot address, and why."""
+    said = answers(claim_rows, table)
+    lines = [f"{r['benchmark']}: {r['answer']} [{r['rests on']}]"
+             for _, r in pd.concat([said[said["claim"]], said[~said["claim"]]]).iterrows()]
+    if score_frame is not None:
+        lines += exclusions(score_frame, table)
     return lines + unaddressed(summary)
 
 

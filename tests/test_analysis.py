@@ -5,6 +5,7 @@ import dataclasses
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from dpllib import analysis, narrative
 from dpllib.benchmark import benchmarks, get_benchmark, register
@@ -55,64 +56,63 @@ def test_depth_within_networks_ignores_differences_between_networks():
     # within each network deeper is worse, while deeper networks... the networks' levels rise:
     # a pooled correlation would mix the two; the within-network one must not
     frame = analysis.seed_summary(_scores(6, net_effect=2.0, depth_effect=-1.0))
-    out = analysis.depth_within_networks(frame, n_boot=200).iloc[0]
-    assert out["mean_rho"] == pytest.approx(-1.0) and out["negative_in"] == 6
-    assert out["ci_high"] < 0
-    few = analysis.depth_within_networks(analysis.seed_summary(_scores(3)), n_boot=200).iloc[0]
-    assert few["networks"] == 3 and np.isnan(few["ci_low"])  # no interval over 3 networks
+    out = analysis.depth_within_networks(frame).iloc[0]
+    assert out["mean_rho"] == pytest.approx(-1.0) and out["later_better_in"] == 0 and out["share_high"] < 0.5
+    assert out["p_sign"] == pytest.approx(2 / 64)  # exact: all 6 of 6 networks, two-sided
 
 
 def test_depth_slope_has_the_right_sign_and_interval():
     out = analysis.depth_slope(_scores(3, depth_effect=-1.0)).iloc[0]
     assert out["slope"] == pytest.approx(-1.0, abs=0.05) and out["ci_high"] < 0
+    assert out["points"] == 12 and out["networks"] == 3  # points (seed means) are the units
     flat = analysis.depth_slope(_scores(3, depth_effect=0.0, noise=0.1)).iloc[0]
     assert flat["ci_low"] < 0 < flat["ci_high"]
 
 
 def test_accuracy_correlation_uses_one_value_per_network():
     frame = analysis.seed_summary(_scores(6, net_effect=1.0))  # better networks have higher top-1
-    out = analysis.accuracy_correlation(frame, n_boot=200).set_index("network_score")
+    out = analysis.accuracy_correlation(frame).set_index("network_score")
     assert out.loc["best", "networks"] == 6 and out.loc["best", "rho"] == pytest.approx(1.0)
-    assert out.loc["best", "p"] < 0.01 and out.loc["mean", "rho"] == pytest.approx(1.0)
-    few = analysis.accuracy_correlation(analysis.seed_summary(_scores(4, net_effect=1.0)), n_boot=50)
+    assert out.loc["best", "p"] == pytest.approx(2 / 720) and out.loc["mean", "rho"] == pytest.approx(1.0)  # exact
+    few = analysis.accuracy_correlation(analysis.seed_summary(_scores(4, net_effect=1.0)))
     assert few["p"].isna().all() and few["ci_low"].isna().all()  # fewer than 5 networks
 
 
-def test_variance_shares_nest_points_in_networks_with_seeds_as_residual():
-    out = analysis.variance_shares(_scores(3, net_effect=0.0, depth_effect=-1.0)).iloc[0]
-    assert out["point_within_network"] > 0.95 and out["network"] < 0.02
-    assert out["p_point"] < 1e-6
-    assert out[["network", "point_within_network", "seed"]].sum() == pytest.approx(1.0)
-    one_seed = analysis.variance_shares(_scores(3, seeds=(0,))).iloc[0]
-    assert np.isnan(one_seed["p_point"])
-    exact = analysis.variance_shares(_scores(3, noise=0.0)).iloc[0]  # seeds agree: nothing to test against
-    assert exact["point_within_network"] == pytest.approx(1.0) and np.isnan(exact["p_point"])
+def test_variance_components_nest_points_in_networks_with_seeds_as_noise():
+    out = analysis.variance_components(_scores(3, net_effect=0.0, depth_effect=-1.0), n_boot=200).iloc[0]
+    assert out["var_point"] > 0.05 and out["var_network"] < out["var_point"] and out["p_point"] < 1e-6
+    assert out["var_point_low"] <= out["var_point"] <= out["var_point_high"]
+    one_seed = analysis.variance_components(_scores(3, seeds=(0,)), n_boot=0).iloc[0]
+    assert np.isnan(one_seed["p_point"]) and one_seed["seeds"] == 1
 
 
-def test_variance_shares_match_statsmodels_and_allow_different_points_per_network():
+def test_variance_component_tests_match_statsmodels_and_allow_different_points_per_network():
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
 
     frame = _scores(3, net_effect=0.3, depth_effect=-1.0, noise=0.2, seeds=(0, 1, 2))
-    ours = analysis.variance_shares(frame).iloc[0]
+    ours = analysis.variance_components(frame, n_boot=0).iloc[0]
     ref = sm.stats.anova_lm(smf.ols("score ~ C(network) + C(network):C(alias)", frame).fit(), typ=1)
-    total = ref["sum_sq"].sum()
-    assert ours["network"] == pytest.approx(ref.loc["C(network)", "sum_sq"] / total)
-    assert ours["seed"] == pytest.approx(ref.loc["Residual", "sum_sq"] / total)
-    assert ours["p_network"] == pytest.approx(ref.loc["C(network)", "PR(>F)"])
-    assert ours["p_point"] == pytest.approx(ref.loc["C(network):C(alias)", "PR(>F)"])
-    # the study's networks name their points differently (relu2_2, layer1, ...)
+    nested, resid = ref.loc["C(network):C(alias)"], ref.loc["Residual"]
+    assert ours["p_point"] == pytest.approx(nested["PR(>F)"])
+    f_network = ref.loc["C(network)", "mean_sq"] / nested["mean_sq"]  # the network against its points
+    assert ours["p_network"] == pytest.approx(stats.f.sf(f_network, ref.loc["C(network)", "df"], nested["df"]))
+    assert ours["var_seed"] == pytest.approx(resid["mean_sq"])
+    assert ours["var_point"] == pytest.approx((nested["mean_sq"] - resid["mean_sq"]) / 3)
+    # the study's networks name their points differently (relu2_2, layer1, ...), and may have more or fewer
     renamed = frame.assign(alias=frame["network"] + "/" + frame["alias"])
-    assert analysis.variance_shares(renamed).iloc[0][["network", "point_within_network", "seed", "p_point"]].tolist() \
-        == pytest.approx(ours[["network", "point_within_network", "seed", "p_point"]].tolist())
+    assert analysis.variance_components(renamed, n_boot=0).iloc[0]["p_point"] == pytest.approx(ours["p_point"])
+    fewer = renamed[~renamed["alias"].isin(["net0/p4", "net1/p4"])]  # 3, 3 and 4 points
+    out = analysis.variance_components(fewer, n_boot=0).iloc[0]
+    assert out["points"] == 10 and 0 <= out["p_network"] <= 1
 
 
 def test_pretrained_vs_random_pairs_within_networks():
     one = analysis.pretrained_vs_random(_scores(1, weights=("imagenet", "random"), random_shift=-0.5)).iloc[0]
     assert one["mean_difference"] == pytest.approx(0.5, abs=0.02) and one["ci_low"] > 0
-    assert "seeds" in one["interval"] and one["pretrained_wins"] == 1.0
-    many = analysis.pretrained_vs_random(_scores(6, weights=("imagenet", "random"), random_shift=-0.5), n_boot=200).iloc[0]
-    assert "bootstrap over 6 networks" in many["interval"] and many["ci_low"] > 0
+    assert "seeds" in one["interval"] and "only" in one["interval"] and one["pretrained_wins"] == 1.0
+    many = analysis.pretrained_vs_random(_scores(6, weights=("imagenet", "random"), random_shift=-0.5)).iloc[0]
+    assert "t over 6 networks" in many["interval"] and many["ci_low"] > 0 and many["p"] < 0.01
 
 
 def test_mixed_model_has_benchmark_specific_depth_slopes():
@@ -141,16 +141,20 @@ def test_findings_state_only_what_exceeds_the_noise():
     table = pd.DataFrame({"benchmark": ["autoencoding"], "network": ["net0"], "weights": ["imagenet"],
                           "dataset": ["cifar10"], "budget": ["offline"], "seed": [0]})
     strong = _scores(3, net_effect=1.0, depth_effect=-1.0, weights=("imagenet", "random"), random_shift=-0.5)
-    lines = narrative.findings(strong, analysis.seed_summary(strong), table)
-    assert any("later points score lower" in line for line in lines)
-    assert any("the network explains" in line for line in lines)
-    assert any("ImageNet weights score higher" in line for line in lines)
+    lines = narrative.findings(analysis.claims(strong, analysis.seed_summary(strong), n_boot=200),
+                               analysis.seed_summary(strong), table)
+    assert any("later points score worse within networks" in line for line in lines)
+    assert any("the extraction point (within a network) matters" in line for line in lines)
+    assert any("ImageNet weights score better than random weights" in line for line in lines)
     said = "[net0 (stand-ins for the study's networks); CIFAR-10 (stand-in); offline budget; 1 seed]"
     assert all(said in line for line in lines if line.startswith("autoencoding:"))
     assert any("Cannot speak to" in line and "no VGG network without batch norm ran" in line for line in lines)
     null = _scores(3, depth_effect=0.0, noise=0.2, weights=("imagenet", "random"), seeds=range(6), seed=3)
-    quiet = narrative.findings(null, analysis.seed_summary(null), table)
-    assert not any(claim in line for line in quiet for claim in ("later points", "weights score higher", "explains"))
+    quiet = narrative.findings(analysis.claims(null, analysis.seed_summary(null), n_boot=200),
+                               analysis.seed_summary(null), table)
+    assert not any(claim in line for line in quiet
+                   for claim in ("score better within", "score worse within", "weights score better", " matters:"))
+    assert any("no evidence that later points" in line for line in quiet)
 
 
 def test_learning_checks_compare_controls_with_answers_needing_no_learning():
@@ -223,7 +227,8 @@ def test_findings_of_a_paper_style_run_say_nothing_of_stand_ins():
     assert said == "the study's networks; MS-COCO 2014; paper budget; 3 seeds"
     frame = _scores(14, net_effect=0.5, benchmark="super_resolution", seeds=(0, 1, 2)).assign(
         network=lambda f: f["network"].map(dict(zip([f"net{i}" for i in range(14)], STUDY_POINTS))))
-    lines = narrative.findings(frame, analysis.seed_summary(frame), table)
+    lines = narrative.findings(analysis.claims(frame, analysis.seed_summary(frame), n_boot=100),
+                               analysis.seed_summary(frame), table)
     assert lines and not any("stand-in" in line for line in lines)
     assert not any("architecture ranking" in line for line in lines)  # all 14 ran
     assert any("VGG networks without batch norm best" in line for line in lines)
