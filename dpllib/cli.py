@@ -64,6 +64,10 @@ def _run(args: argparse.Namespace) -> int:
                        rerun_stale=args.rerun_stale)
     print(", ".join(f"{k}: {v}" for k, v in sorted(outcome.items())))
     print(grid.status_table(preset, results_dir))
+    failed = sum(s.state == "failed" for s in grid.status(preset, results_dir))
+    if failed:  # a script (Slurm, CI) must see it
+        print(f"dpl run: {failed} cell(s) of {preset['name']} are failed; their records hold the cause", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -123,8 +127,12 @@ def _lab(args: argparse.Namespace) -> int:
     return subprocess.call(lab_command(args.port, not args.no_browser))
 
 
+DEBUG_ENV = "DPL_DEBUG"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dpl", description="Deep perceptual loss networks")
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("networks", help="list networks, or one network's extraction points")
     p.add_argument("name", nargs="?")
@@ -170,7 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-browser", action="store_true")
     p.set_defaults(func=_lab)
     args = parser.parse_args(argv)
-    return args.func(args)
+    from .errors import DplError, UnavailableError
+
+    try:
+        return args.func(args)
+    except (DplError, UnavailableError) as err:  # bad input: what is wrong and the fix, no traceback
+        if args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"dpl {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import traceback
@@ -22,19 +23,57 @@ from pathlib import Path
 
 import submitit
 import yaml
-from jupyter_client import KernelManager
+from jupyter_client import AsyncKernelManager
 
 from .benchmark import get_benchmark
 from .config import BASELINE, CellConfig, training_steps
 from .errors import DplError
-from .files import temporary_is_orphaned, temporary_path
+from .files import claim, release, temporary_is_orphaned, temporary_path
 from .paths import resource
 from .results import cell_id, code_version, failed_record, read_record, record_path, write_manifest, write_record
 
 CELL_NOTEBOOK = "benchmarks/cell.ipynb"  # under the notebooks folder: one notebook for every benchmark
-PRESET_KEYS = {"name", "description", "budget", "seeds", "device", "data_root", "benchmarks",
-               "networks", "baselines", "overrides"}
-NETWORK_KEYS = {"network", "weights", "points"}
+# What a preset may hold (JSON Schema); dpllib checks names (benchmarks, networks, points, data
+# sets, budget settings) against its registries after the shapes are right.
+NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+PRESET_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1}, "description": {"type": "string"},
+        "budget": {"type": "string"}, "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                                "minItems": 1},
+        "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$"}, "data_root": {"type": ["string", "null"]},
+        "benchmarks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "networks": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["network"],
+            "properties": {"network": {"type": "string", "minLength": 1},
+                           "weights": {"anyOf": [{"type": "string"}, NAMES]}, "points": NAMES}}},
+        "baselines": {"type": "boolean"}, "overrides": {"type": "object", "additionalProperties": {"type": "object"}},
+    },
+}
+# How to write each part, added to an error about it.
+PRESET_HINTS = {"seeds": "a list of integers, e.g. seeds: [0, 1]",
+                "benchmarks": "a mapping of benchmark to data set, e.g. benchmarks: {super_resolution: bsds500}",
+                "networks": "a list of entries like {network: vgg16, weights: [imagenet], points: [relu2_2]}",
+                "overrides": "a mapping of benchmark to budget settings, e.g. overrides: {super_resolution: {steps: 100}}",
+                "device": "auto, cpu, cuda or cuda:N"}
+
+
+def preset_problems(preset: object) -> list[str]:
+    """Every problem of a preset's shape, one line each: where it is, what is wrong, how to write it."""
+    import jsonschema
+
+    out = []
+    for err in sorted(jsonschema.Draft202012Validator(PRESET_SCHEMA).iter_errors(preset), key=lambda e: list(e.path)):
+        where = "/".join(str(p) for p in err.absolute_path) or "the preset"
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            what = f"{err.message}; allowed: {', '.join(allowed)}"
+        else:
+            what = err.message
+        hint = PRESET_HINTS.get(str(err.absolute_path[0])) if err.absolute_path else None
+        out.append(f"{where}: {what}" + (f" (write {hint})" if hint else ""))
+    return out
 
 
 # --------------------------------------------------------------------------- presets
@@ -61,11 +100,10 @@ def load_preset(name_or_path: str) -> dict:
         preset = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise DplError(f"preset {path} is not valid YAML: {err}") from err
-    if not isinstance(preset, dict):
-        raise DplError(f"preset {path} must be a mapping, got {type(preset).__name__}")
-    unknown = set(preset) - PRESET_KEYS
-    if unknown:
-        raise DplError(f"preset {path}: unknown keys {sorted(unknown)}; allowed: {sorted(PRESET_KEYS)}")
+    problems = preset_problems(preset)
+    if problems:
+        raise DplError(f"preset {path} has {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n  "
+                       + "\n  ".join(problems))
     preset.setdefault("name", path.stem)
     preset.setdefault("seeds", [0])
     preset.setdefault("device", "auto")
@@ -87,13 +125,6 @@ def load_preset(name_or_path: str) -> dict:
     for bench in preset["overrides"]:
         if bench not in chosen:
             raise DplError(f"preset {path}: overrides for {bench!r}, which the preset does not run")
-    for entry in preset.get("networks") or []:
-        unknown = set(entry) - NETWORK_KEYS
-        if unknown:
-            raise DplError(f"preset {path}: network entry {entry} has unknown keys {sorted(unknown)}; "
-                           f"allowed: {sorted(NETWORK_KEYS)}")
-        if "network" not in entry:
-            raise DplError(f"preset {path}: network entry {entry} lacks 'network'")
     cells(preset)  # validates every network, point and override through CellConfig
     return preset
 
@@ -134,19 +165,40 @@ def cell_ids(preset: dict) -> set[str]:
 # --------------------------------------------------------------------------- running one cell
 
 
-class IsolatedKernelManager(KernelManager):
+class IsolatedKernelManager(AsyncKernelManager):
     """A kernel on IPC sockets in a private folder: parallel kernels cannot race for TCP ports
-    (papermill issue 511)."""
+    (papermill issue 511), and nothing listens on the network. Asynchronous, so that nbclient
+    polls it: a kernel that dies (the out-of-memory killer, a segfault) ends the notebook within
+    seconds. Its exit status is kept in :data:`KERNEL_EXITS` for the failed record."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.transport = "ipc"
         self.ip = os.path.join(tempfile.mkdtemp(prefix="dpl-kernel-"), "ipc")
 
-    def cleanup_resources(self, restart: bool = False) -> None:
-        super().cleanup_resources(restart=restart)
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:  # jupyter_client's hook
+        process = getattr(self.provisioner, "process", None)
+        if process is not None and process.poll() is not None:
+            KERNEL_EXITS.append(process.returncode)
+        await super()._async_cleanup_resources(restart=restart)
         if not restart:
             shutil.rmtree(os.path.dirname(self.ip), ignore_errors=True)
+
+    cleanup_resources = _async_cleanup_resources
+
+
+KERNEL_EXITS: list[int] = []  # exit statuses of kernels that had ended by their shutdown (this process)
+
+
+def kernel_death(code: int | None) -> str:
+    """A cause for a kernel's exit status: 'killed by signal 9 (SIGKILL; ...)' or 'exit status N'."""
+    if code is None:
+        return "the kernel died"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else "?"
+        hint = "; the out-of-memory killer sends it" if name == "SIGKILL" else ""
+        return f"the kernel was killed by signal {-code} ({name}{hint})"
+    return f"the kernel exited with status {code}"
 
 
 def absolute_environment() -> None:
@@ -174,12 +226,16 @@ def run_cell_notebook(cell: dict, results_dir: str | os.PathLike) -> dict:
     params["record_path"] = str(path)
     start = time.perf_counter()
     error = None
+    exits = len(KERNEL_EXITS)
     try:
         pm.execute_notebook(str(resource("notebooks") / CELL_NOTEBOOK), str(scratch), parameters=params,
                             kernel_name="python3", progress_bar=False, cwd=str(path.parent),
                             kernel_manager_class="dpllib.grid.IsolatedKernelManager")
-    except Exception:  # papermill's execution error, a dead kernel, ...
+    except Exception as err:  # papermill's execution error, a dead kernel, ...
         error = traceback.format_exc()
+        if type(err).__name__ == "DeadKernelError":
+            cause = kernel_death(KERNEL_EXITS[-1] if len(KERNEL_EXITS) > exits else None)
+            error += f"\nDeadKernelError: {cause}"
     if scratch.exists():
         os.replace(scratch, executed)
     if path.exists():
@@ -248,28 +304,49 @@ def status_table(preset: dict, results_dir: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
+def wanted(state: str, retry_failed: bool = False, rerun_stale: bool = False) -> bool:
+    """Whether a cell in ``state`` runs: pending ones, and failed or stale ones when asked."""
+    return state == "pending" or (retry_failed and state == "failed") or (rerun_stale and state == "stale")
+
+
 def to_run(cell_list: list[dict], results_dir: str | os.PathLike, retry_failed: bool = False,
            rerun_stale: bool = False) -> tuple[list[dict], Counter]:
     """The cells of ``cell_list`` to run (pending, and failed or stale ones when asked) and the
     count of the rest."""
     todo, skipped = [], Counter()
     for s in states(cell_list, results_dir):
-        if s.state == "pending" or (retry_failed and s.state == "failed") or (rerun_stale and s.state == "stale"):
+        if wanted(s.state, retry_failed, rerun_stale):
             todo.append(s.cell)
         else:
             skipped[f"skipped ({s.state})" if s.state != "done" else "skipped"] += 1
     return todo, skipped
 
 
-def _run_cell_entry(cell: dict, results_dir: str, threads: int | None = None,
-                    gpu: int | None = None) -> tuple[str, str]:
+def run_claimed(cell: dict, results_dir: str | os.PathLike, retry_failed: bool = False,
+                rerun_stale: bool = False) -> str:
+    """Run a cell unless another run holds its claim (``<cell id>.claim`` beside the record) or
+    has, meanwhile, done it; returns the outcome: the record's status or 'skipped (...)'. Several
+    runners on one results folder so share the cells."""
+    path = record_path(cell, results_dir)
+    held = path.with_suffix(".claim")
+    if not claim(held):
+        return "skipped (another run has it)"
+    try:
+        if not wanted(states([cell], results_dir)[0].state, retry_failed, rerun_stale):
+            return "skipped (done by another run)"
+        return run_cell_notebook(cell, results_dir)["status"]
+    finally:
+        release(held)
+
+
+def _run_cell_entry(cell: dict, results_dir: str, threads: int | None = None, gpu: int | None = None,
+                    retry_failed: bool = False, rerun_stale: bool = False) -> tuple[str, str]:
     """One cell in a worker process; the kernel inherits the thread count and the GPU."""
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    record = run_cell_notebook(cell, results_dir)
-    return cell_id(cell), record["status"]
+    return cell_id(cell), run_claimed(cell, results_dir, retry_failed, rerun_stale)
 
 
 def _is_done(cell: dict, results_dir: str | os.PathLike) -> bool:
@@ -314,7 +391,7 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
     if workers <= 1:
         for cell in todo:
             bar.set_postfix_str(f"{cell['benchmark']} {cell['network']} {cell['weights']}")
-            outcome[run_cell_notebook(cell, results_dir)["status"]] += 1
+            outcome[run_claimed(cell, results_dir, retry_failed, rerun_stale)] += 1
             bar.update()
     else:
         import concurrent.futures
@@ -324,8 +401,8 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
         threads = max(1, (os.cpu_count() or workers) // workers)
         gpus = _visible_gpus()
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_cell_entry, cell, str(results_dir), threads, i % gpus if gpus else None)
-                       for i, cell in enumerate(todo)]
+            futures = [pool.submit(_run_cell_entry, cell, str(results_dir), threads, i % gpus if gpus else None,
+                                   retry_failed, rerun_stale) for i, cell in enumerate(todo)]
             for fut in concurrent.futures.as_completed(futures):
                 outcome[fut.result()[1]] += 1
                 bar.update()
@@ -339,17 +416,20 @@ class CellJob(submitit.helpers.Checkpointable):
     same call; each cell then resumes from its own on-disk checkpoint (finished cells are
     skipped by their records)."""
 
-    def __call__(self, cells: dict | list[dict], results_dir: str) -> list[tuple[str, str]]:
+    def __call__(self, cells: dict | list[dict], results_dir: str, retry_failed: bool = False,
+                 rerun_stale: bool = False) -> list[tuple[str, str]]:
         import concurrent.futures
         import multiprocessing
 
         cells = [cells] if isinstance(cells, dict) else cells
         todo = [c for c in cells if not _is_done(c, results_dir)]  # a requeued task skips finished cells
         if len(todo) <= 1:
-            return [_run_cell_entry(c, results_dir) for c in todo]
+            return [_run_cell_entry(c, results_dir, None, None, retry_failed, rerun_stale) for c in todo]
         threads = max(1, (os.cpu_count() or len(todo)) // len(todo))
-        with concurrent.futures.ProcessPoolExecutor(len(todo), mp_context=multiprocessing.get_context("spawn")) as pool:
-            return list(pool.map(_run_cell_entry, todo, [results_dir] * len(todo), [threads] * len(todo)))
+        n = len(todo)
+        with concurrent.futures.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_run_cell_entry, todo, [results_dir] * n, [threads] * n, [None] * n,
+                                 [retry_failed] * n, [rerun_stale] * n))
 
 
 def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partition: str | None = None,
@@ -373,7 +453,8 @@ def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partitio
     executor.update_parameters(**{k: v for k, v in params.items()
                                   if executor.cluster == "slurm" or not k.startswith("slurm_")})
     chunks = [todo[i:i + cells_per_job] for i in range(0, len(todo), max(1, cells_per_job))]
-    jobs = executor.map_array(CellJob(), chunks, [str(results_dir)] * len(chunks))
+    n = len(chunks)
+    jobs = executor.map_array(CellJob(), chunks, [str(results_dir)] * n, [retry_failed] * n, [rerun_stale] * n)
     if wait:
         for job in jobs:
             job.result()

@@ -322,6 +322,11 @@ class PerceptualLoss(nn.Module):
         """Features of already normalised images (one truncated pass)."""
         try:
             feats = self._extractor_of(points, images.device)(images.contiguous(memory_format=self.memory_format))
+        except AssertionError as err:  # timm's fixed-size models assert the input size
+            size = network_info(self.network).input_size
+            raise DplError(f"{self.network} takes {size}x{size} px images only (its position embeddings have a "
+                           f"fixed size), got {images.shape[-2]}x{images.shape[-1]}; resize the images to "
+                           f"{size}x{size} px") from err
         except (RuntimeError, ValueError) as err:
             self._raise_if_too_small(images, err)
             raise
@@ -381,7 +386,7 @@ class PerceptualLoss(nn.Module):
                 try:
                     with torch.no_grad():
                         feats = probe(torch.empty(1, 3, size, size, device="meta"))
-                except (RuntimeError, ValueError):
+                except (RuntimeError, ValueError, AssertionError):
                     return False
                 return all(f.dim() != 4 or f.shape[-1] * f.shape[-2] > 0 for f in feats)
 

@@ -27,6 +27,7 @@ class PageReport:
     external_requests: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)  # network failures and HTTP >= 400
     charts: int = 0
+    empty_charts: list[str] = field(default_factory=list)  # charts whose marks have nothing to draw
     broken_images: list[str] = field(default_factory=list)
     screenshot: str = ""
 
@@ -93,6 +94,22 @@ def _visit(html_dir: Path, base: str, screenshots: Path) -> list[PageReport]:
             report.charts = page.evaluate(
                 "() => [...document.querySelectorAll('img')].filter(i => i.src.includes('.svg') || i.src.startsWith('data:image/svg')).length"
                 " + document.querySelectorAll('main svg.marks').length")
+            # a vega chart draws its data in 'role-mark' groups: one where none has a child shows no data
+            report.empty_charts = page.evaluate("""async () => {
+                const empty = [];
+                const sources = [...document.querySelectorAll('img')].map(i => i.src)
+                    .filter(s => s.includes('.svg') || s.startsWith('data:image/svg'));
+                for (const src of sources) {
+                    const svg = new DOMParser().parseFromString(await (await fetch(src)).text(), 'image/svg+xml');
+                    const marks = [...svg.querySelectorAll('g.role-mark')];
+                    if (marks.length && marks.every(g => g.childElementCount === 0)) empty.push(src);
+                }
+                for (const svg of document.querySelectorAll('main svg.marks')) {
+                    const marks = [...svg.querySelectorAll('g.role-mark')];
+                    if (marks.length && marks.every(g => g.childElementCount === 0)) empty.push('inline svg');
+                }
+                return empty;
+            }""")
             report.broken_images = page.evaluate(
                 "() => [...document.querySelectorAll('img')].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
             shot = screenshots / (rel.replace("/", "__").removesuffix(".html") + ".png")

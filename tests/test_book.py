@@ -55,6 +55,7 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
         assert charts[f"chapters/{bench}.html"] >= 3  # heatmaps (ImageNet, random) and learning curves
     assert charts["chapters/conventions.html"] >= 2
     assert all(not r.broken_images for r in reports)
+    assert not [(r.page, r.empty_charts) for r in reports if r.empty_charts]  # no chart without data
     for bench in ("super_resolution", "segmentation", "autoencoding"):  # the outputs are shown
         assert "data:image/png;base64" in (html / "chapters" / f"{bench}.html").read_text()
     assert all((shots / f"{r.page.replace('/', '__').removesuffix('.html')}.png").is_file() for r in reports)
@@ -64,6 +65,22 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
     assert "mathjax/tex-mml-chtml.js" in (html / "intro.html").read_text()
     # nothing changed: no chapter is executed again
     assert report.execute_chapters(fabricated, book_copy, progress=False) == []
+
+
+@pytest.mark.slow
+def test_the_browser_check_finds_an_empty_chart(tmp_path):
+    import altair as alt
+    import pandas as pd
+    import vl_convert
+
+    site = tmp_path / "html"
+    site.mkdir()
+    for name, rows in (("full", {"x": [1, 2], "y": [3, 4]}), ("empty", {"x": [], "y": []})):
+        chart = alt.Chart(pd.DataFrame(rows)).mark_line().encode(x="x:Q", y="y:Q")
+        (site / f"{name}.svg").write_text(vl_convert.vegalite_to_svg(chart.to_json()))
+    (site / "index.html").write_text('<html><body><main><img src="full.svg"><img src="empty.svg"></main></body></html>')
+    [report] = check_book(site, tmp_path / "shots")
+    assert report.charts == 2 and len(report.empty_charts) == 1 and report.empty_charts[0].endswith("empty.svg")
 
 
 def test_a_failing_chapter_fails_the_build(tmp_path, book_copy):

@@ -2,10 +2,12 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -37,17 +39,46 @@ pytestmark = pytest.mark.usefixtures("data_env")
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"bogus": 1}, "unknown keys \\['bogus'\\]"),
+    ({"bogus": 1}, "'bogus' was unexpected\\); allowed: baselines, benchmarks"),
     ({"networks": [{"network": "vgg61"}]}, "unknown network 'vgg61'"),
     ({"networks": [{"network": "vgg16", "points": ["relu9_9"]}]}, "no extraction point 'relu9_9'"),
     ({"benchmarks": {"autoencoding": "mnist"}}, "data set must be one of"),
     ({"budget": "huge"}, "unknown budget 'huge'"),
     ({"benchmarks": {"denoising": "x"}}, "unknown benchmark 'denoising'"),
-    ({"networks": [{"network": "vgg16", "wieghts": ["random"]}]}, "unknown keys \\['wieghts'\\]"),
+    ({"networks": [{"network": "vgg16", "wieghts": ["random"]}]}, "networks/0: .*'wieghts' was unexpected"),
 ])
 def test_bad_presets_name_the_problem(tmp_path, change, message):
     with pytest.raises(DplError, match=message):
         grid.load_preset(str(write_preset(tmp_path, **change)))
+
+
+@pytest.mark.parametrize("change, lines", [
+    ({"seeds": 0}, ["seeds: 0 is not of type 'array' (write a list of integers, e.g. seeds: [0, 1])"]),
+    ({"benchmarks": ["similarity"]}, ["benchmarks: ['similarity'] is not of type 'object' (write a mapping of "
+                                      "benchmark to data set"]),
+    ({"networks": ["resnet18"]}, ["networks/0: 'resnet18' is not of type 'object' (write a list of entries like "
+                                  "{network: vgg16"]),
+    ({"seeds": "0", "device": "gpu", "networks": [{"points": []}]},  # every problem, each on its own line
+     ["device: 'gpu' does not match", "networks/0: 'network' is a required property",
+      "networks/0/points: [] should be non-empty", "seeds: '0' is not of type 'array'"]),
+])
+def test_bad_presets_give_one_line_per_problem_and_no_traceback(tmp_path, change, lines):
+    done = subprocess.run([sys.executable, "-m", "dpllib.cli", "run", str(write_preset(tmp_path, **change)),
+                           "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("dpl run: error: preset ") and done.stdout == ""
+    problems = done.stderr.strip().splitlines()[1:]
+    assert len(problems) == len(lines), done.stderr
+    for problem, expected in zip(problems, lines):
+        assert problem.strip().startswith(expected), (problem, expected)
+    debug = subprocess.run([sys.executable, "-m", "dpllib.cli", "--debug", "run", str(write_preset(tmp_path, **change)),
+                            "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert "Traceback" in debug.stderr and "DplError" in debug.stderr
+
+
+def test_an_unknown_preset_lists_the_shipped_presets_only():
+    with pytest.raises(DplError, match=r"not one of \['offline', 'paper'\]$"):
+        grid.preset_path("ofline")
 
 
 def test_shipped_presets_expand():
@@ -139,3 +170,75 @@ def test_old_record_schema_is_refused(tmp_path):
     path.write_text(json.dumps({"schema": 0, "config": {}}))
     with pytest.raises(DplError, match="schema 0"):
         results.read_record(path)
+
+
+def _kernels_of(pid: int) -> list[int]:
+    """The ipykernel processes started by process ``pid`` (papermill's kernels)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"ipykernel" in cmd:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.slow
+def test_a_dead_kernel_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
+    """SIGKILL of a cell's kernel (as the out-of-memory killer does): a failed record naming the
+    signal within seconds, the next cell runs, and `dpl run` exits non-zero."""
+    slow = {**TINY_OVERRIDES["autoencoding"], "steps": 150}
+    preset_file = write_preset(tmp_path, benchmarks={"autoencoding": "cifar10"}, overrides={"autoencoding": slow})
+    out = tmp_path / "results"
+    runner = subprocess.Popen([sys.executable, "-m", "dpllib.cli", "run", str(preset_file), "--results", str(out)],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not _kernels_of(runner.pid):
+        time.sleep(0.2)
+    [kernel] = _kernels_of(runner.pid)
+    time.sleep(6)  # into the first cell (kernel start, data, training)
+    killed = time.time()
+    os.kill(kernel, signal.SIGKILL)
+    while time.time() < killed + 60 and not list(out.glob("*/*.json")):
+        time.sleep(0.2)
+    assert list(out.glob("*/*.json")), "no failed record a minute after the kernel died"
+    assert time.time() - killed < 30
+    [record] = [results.read_record(p) for p in out.glob("*/*.json")]
+    assert record["status"] == "failed" and "killed by signal 9 (SIGKILL" in record["traceback"]
+    stdout, stderr = runner.communicate(timeout=600)  # the other cell (the baseline) still runs
+    assert runner.returncode == 1 and "failed" in stderr, stdout + stderr
+    states = sorted(s.state for s in grid.status(grid.load_preset(str(preset_file)), out))
+    assert states == ["done", "failed"]
+
+
+@pytest.mark.slow
+def test_two_runners_on_one_folder_run_each_cell_once(tmp_path):
+    preset_file = write_preset(tmp_path, benchmarks={"autoencoding": "cifar10"})
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "dpllib.cli", "run", str(preset_file), "--results", str(out)]
+    runners = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outputs = [r.communicate(timeout=600)[0] for r in runners]
+    assert all(r.returncode == 0 for r in runners), outputs
+    ran = sum(int(m) for o in outputs for m in re.findall(r"\bok: (\d+)", o))
+    assert ran == 2, outputs  # 2 cells, each run by one of the two
+    assert len(list(out.glob("*/*.ipynb"))) == 2 and not list(out.glob("*/*.claim"))
+
+
+def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
+    from dpllib.files import claim, release
+
+    path = tmp_path / "cell.claim"
+    assert claim(path) and claim(path)  # this process holds it
+    other = subprocess.run([sys.executable, "-c", f"from dpllib.files import claim; print(claim({str(path)!r}))"],
+                           capture_output=True, text=True)
+    assert other.stdout.strip() == "False"  # a live holder keeps it
+    release(path)
+    assert not path.exists()
+    dead = subprocess.Popen([sys.executable, "-c", f"from dpllib.files import claim; claim({str(path)!r})"])
+    dead.wait()
+    assert path.exists() and claim(path)  # its process is gone: taken over
+    release(path)

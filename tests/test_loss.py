@@ -215,3 +215,11 @@ def test_lin_weights_download_path(tmp_path, monkeypatch, http_server):
     weights = loss_module.lpips_lin_weights("alex")
     assert (tmp_path / "lpips" / "v0.1" / "alex.pth").is_file()
     assert [w.shape[1] for w in weights] == [64, 192, 384, 256, 256]
+
+
+def test_a_fixed_size_model_names_the_size_it_takes():
+    """timm's ViTs assert their input size inside the traced graph: a DplError names the size."""
+    loss = PerceptualLoss("timm:vit_tiny_patch16_224", "head", weights="random")
+    with pytest.raises(DplError, match="takes 224x224 px images only .* got 160x160; resize the images to 224x224"):
+        loss(torch.rand(1, 3, 160, 160), torch.rand(1, 3, 160, 160))
+    assert torch.isfinite(loss(torch.rand(1, 3, 224, 224), torch.rand(1, 3, 224, 224)))
