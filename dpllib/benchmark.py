@@ -52,10 +52,6 @@ class Metric:
     label: str
     higher_is_better: bool = True
 
-    def better(self, a: float, b: float) -> bool:
-        """Whether score ``a`` is better than ``b``."""
-        return a > b if self.higher_is_better else a < b
-
 
 @dataclass(frozen=True)
 class ReferenceFigure:

@@ -188,16 +188,18 @@ def rows_table(record: dict) -> pd.DataFrame:
 
 
 def show_cell(record: dict, examples: dict) -> None:
-    """Display one benchmark cell's figures: its primary metric per split and point, its example
-    outputs per point, and its loss curves."""
+    """Display one benchmark cell's figures: its primary metric (and variants of it, such as
+    2afc_lin) per split and point, its example outputs per point, and its loss curves."""
     from IPython.display import display
 
     use_svg()
     bench = get_benchmark(record["config"]["benchmark"])
     network = record["config"]["network"]
-    splits = {r["split"] for r in record["rows"] if r["metric"] == bench.primary.metric}
-    if len(splits) > 1:
-        display(split_bars(record, bench.primary.metric, f"{bench.primary.metric} per split"))
+    primary = bench.primary.metric
+    for metric in dict.fromkeys(r["metric"] for r in record["rows"]):  # the primary metric and its variants
+        splits = {r["split"] for r in record["rows"] if r["metric"] == metric}
+        if (metric == primary or metric.startswith(primary + "_")) and len(splits) > 1:
+            display(split_bars(record, metric, f"{metric} per split"))
     outputs = [(f"{short_name(network)} {alias}" if alias != BASELINE else BASELINE, ex[bench.output_key])
                for alias, ex in examples.items() if bench.output_key in ex]
     if outputs:

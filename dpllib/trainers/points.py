@@ -203,7 +203,7 @@ def train_points(cfg: CellConfig, settings: dict, task: Task, device: torch.devi
 
 
 def train_and_test(cfg: CellConfig | dict, make_task: Callable[[CellConfig, dict, torch.device], tuple[Task, dict]],
-             progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
+                   progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
     """A benchmark cell: ``make_task(cfg, settings, device) -> (task, record fields)`` loads the
     data once (the fields describe it and hold the references: bicubic, all-road, PCA, ...;
     ``fields["examples"]`` joins the examples); then :func:`train_points`. With
