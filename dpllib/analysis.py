@@ -369,10 +369,9 @@ def variance_components(score_frame: pd.DataFrame, weights: str = "imagenet", n_
     rng = np.random.default_rng(seed)
     rows = []
     for bench, sub in loss_networks(score_frame, weights).dropna(subset=["alias", "score"]).groupby("benchmark"):
-        per_cell = sub.groupby(["network", "alias"])["score"]
-        full = per_cell.transform("count") == per_cell.count().max()
-        sub = sub[full]
-        n = int(sub.groupby(["network", "alias"])["score"].count().max())
+        seeds_per_cell = sub.groupby(["network", "alias"])["score"].transform("count")
+        n = int(seeds_per_cell.max())
+        sub = sub[seeds_per_cell == n]  # loss networks with missing seeds are left out
         means = sub.groupby(["network", "alias"], sort=True)["score"].mean()
         network = pd.factorize(means.index.get_level_values(0))[0]
         cell = means.to_numpy(float)
@@ -458,13 +457,17 @@ def holm(p: pd.Series) -> pd.Series:
     return pd.Series(adjusted, index=valid.index).reindex(p.index)
 
 
-def claims(score_frame: pd.DataFrame, summary: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
+def claims(score_frame: pd.DataFrame, summary: pd.DataFrame, n_boot: int = 1000,
+           components: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every answer this run gives to the study's three questions, per benchmark, as one table:
     question, estimate with interval, p-value, Holm-adjusted p over all rows (one family per
     book) and whether it is a claim at the 5% level. Rows without a p-value are estimates
-    only (too few networks, points or seeds: the ``note`` says which)."""
+    only (too few networks, points or seeds: the ``note`` says which). ``components``: the
+    :func:`variance_components` of ``score_frame`` when already computed (else computed here)."""
     rows = []
-    for r in variance_components(score_frame, n_boot=n_boot).itertuples():
+    if components is None:
+        components = variance_components(score_frame, n_boot=n_boot)
+    for r in components.itertuples():
         base = {"benchmark": r.benchmark, "networks": r.networks, "points": r.points, "seeds": r.seeds}
         rows.append({**base, "question": "network", "estimate": r.var_network, "ci_low": r.var_network_low,
                      "ci_high": r.var_network_high, "p": r.p_network})

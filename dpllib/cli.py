@@ -63,8 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     outcome = grid.run(preset, results_dir, workers=args.workers, retry_failed=args.retry_failed,
                        rerun_stale=args.rerun_stale)
     print(", ".join(f"{k}: {v}" for k, v in sorted(outcome.items())))
-    print(grid.status_table(preset, results_dir))
-    failed = sum(s.state == "failed" for s in grid.status(preset, results_dir))
+    statuses = grid.status(preset, results_dir)  # expanded and read once for the table and the exit code
+    print(grid.status_table(preset, results_dir, statuses))
+    failed = sum(s.state == "failed" for s in statuses)
     if failed:  # a script (Slurm, CI) must see it
         print(f"dpl run: {failed} cell(s) of {preset['name']} are failed; their records hold the cause", file=sys.stderr)
         return 1

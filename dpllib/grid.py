@@ -284,11 +284,11 @@ def states(cell_list: list[dict], results_dir: str | os.PathLike) -> list[CellSt
     return out
 
 
-def status_table(preset: dict, results_dir: str | os.PathLike) -> str:
+def status_table(preset: dict, results_dir: str | os.PathLike, statuses: list[CellStatus] | None = None) -> str:
     """done / stale / failed / pending per benchmark, as text, with what to do about the
-    stale and failed ones."""
+    stale and failed ones (``statuses``: the preset's :func:`status` when already read)."""
     counts: dict[str, Counter] = {}
-    for s in status(preset, results_dir):
+    for s in status(preset, results_dir) if statuses is None else statuses:
         counts.setdefault(s.cell["benchmark"], Counter())[s.state] += 1
     lines = [f"{'benchmark':18s} " + " ".join(f"{state:>7s}" for state in STATES)]
     for bench, c in [*counts.items(), ("total", sum(counts.values(), Counter()))]:

@@ -11,6 +11,7 @@ import pandas as pd
 from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
 from .benchmark import benchmarks, get_benchmark
 from .config import BASELINE
+from .errors import DplError
 from .networks import STUDY_POINTS
 
 
@@ -23,7 +24,7 @@ def data_label(benchmark: str, dataset: str) -> str:
     """A data set's title and what it is, from its benchmark's descriptor."""
     try:
         return get_benchmark(benchmark).dataset(dataset).label
-    except Exception:  # a record of a benchmark or data set no longer registered
+    except DplError:  # a record of a benchmark or data set no longer registered
         return dataset
 
 
