@@ -27,6 +27,11 @@ KEYS = ["benchmark", "network", "weights", "pretrained", "family", "top1", "has_
 MIN_NETWORKS = 5  # fewer networks: no interval or p-value across networks
 EXACT_BELOW = 10  # fewer networks: exact permutation p-values for rank correlations
 MIN_CLUSTERS = 10  # fewer networks: no cluster-robust errors
+# A benchmark ranks its loss networks only when two seeds order them alike at least this well
+# (mean Spearman over pairs of seeds): above the one-sided 5% critical value of no agreement
+# (0.43 for 16 loss networks, 0.41 for 17 and more: Zar 1972), and a correlation whose square, the
+# share of rank variance two seeds share, is at least a quarter.
+RANKING_AGREEMENT = 0.5
 LEVEL = 0.95
 
 
@@ -82,10 +87,11 @@ def _item(frame: pd.DataFrame) -> pd.Series:
     return frame["network"].astype(str) + "|" + frame["weights"].astype(str) + "|" + frame["alias"].astype(str)
 
 
-def seed_agreement(score_frame: pd.DataFrame) -> pd.DataFrame:
+def seed_agreement(score_frame: pd.DataFrame, threshold: float = RANKING_AGREEMENT) -> pd.DataFrame:
     """Per benchmark: how well seeds agree on the loss networks' scores (all weights, no
-    baseline): the mean Spearman correlation over pairs of seeds and Kendall's W (corrected
-    for ties)."""
+    baseline): the mean Spearman correlation over pairs of seeds, Kendall's W (corrected for
+    ties), and ``ranks``: whether the Spearman reaches ``threshold`` (False when it cannot be
+    measured: one seed or fewer than 3 loss networks)."""
     rows = []
     for bench, sub in loss_networks(score_frame, None).groupby("benchmark"):
         wide = sub.assign(item=_item(sub)).pivot_table(index="item", columns="seed", values="score").dropna()
@@ -99,7 +105,15 @@ def seed_agreement(score_frame: pd.DataFrame) -> pd.DataFrame:
         ties = sum((c**3 - c).sum() for col in wide for c in [wide[col].value_counts().to_numpy()])
         rows.append({"benchmark": bench, "seeds": m, "loss_networks": n, "spearman": float(np.nanmean(pairs)),
                      "kendall_w": float(12 * s / (m**2 * (n**3 - n) - m * ties))})
-    return pd.DataFrame(rows, columns=["benchmark", "seeds", "loss_networks", "spearman", "kendall_w"])
+    out = pd.DataFrame(rows, columns=["benchmark", "seeds", "loss_networks", "spearman", "kendall_w"])
+    out["ranks"] = out["spearman"].fillna(-np.inf) >= threshold
+    return out
+
+
+def ranked_benchmarks(score_frame: pd.DataFrame, threshold: float = RANKING_AGREEMENT) -> list[str]:
+    """The benchmarks whose seeds agree on the loss networks' order (:func:`seed_agreement`)."""
+    agreement = seed_agreement(score_frame, threshold)
+    return agreement.loc[agreement["ranks"], "benchmark"].tolist()
 
 
 def seed_noise(score_frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
@@ -153,10 +167,13 @@ def best_points(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFram
     return sub.loc[idx, ["benchmark", "network", "alias", "study_index", "depth", "score"]].reset_index(drop=True)
 
 
-def ranks(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
+def ranks(summary: pd.DataFrame, weights: str = "imagenet", benchmarks: list[str] | None = None) -> pd.DataFrame:
     """Architecture ranks (1 = best) per benchmark by each network's best point, and the
-    average rank over benchmarks (the study's ranking)."""
+    average rank over benchmarks (the study's ranking); only ``benchmarks`` when given (those
+    whose seeds agree on an order: :func:`ranked_benchmarks`)."""
     best = best_points(summary, weights)
+    if benchmarks is not None:
+        best = best[best["benchmark"].isin(benchmarks)]
     if best.empty:
         return pd.DataFrame(columns=["network", "average_rank"])
     signed = best["score"] * best["benchmark"].map(direction)

@@ -227,6 +227,35 @@ def test_equal_mse_2afc_defeats_pixel_distance(tmp_path, shared_data):
     assert abs(np.mean(scores) - 0.5) <= 0.05
 
 
+def test_equal_mse_2afc_is_graded_for_imagenet_features(tmp_path, shared_data):
+    """The grades make the set neither saturated nor impossible: ImageNet features (Lite0's
+    blocks.3, uncalibrated LPIPS-style distance) find the closer image less often as the
+    structural share of its change grows, every grade in turn; overall inside 0.6-0.95."""
+    import json
+
+    from dpllib import PerceptualLoss
+    from dpllib.datasets import make_equal_mse_2afc
+    from dpllib.datasets.synthetic import GRADES
+
+    photos = sorted((shared_data / "bsds500" / "images" / "train").glob("*.jpg"))[:40]
+    folder = make_equal_mse_2afc(photos, tmp_path / "set", n_per_kind=80, seed=0)
+    meta = json.loads((folder / "meta.json").read_text())
+    loss = PerceptualLoss("efficientnet_lite0", "blocks.3", distance="lpips", reduction="none").eval()
+    right, grades = [], []
+    for kind in ("luminance", "contrast", "translation"):
+        t = TwoAFC(folder / "2afc" / "val" / kind).tensors()
+        assert [m["grade"] for m in meta[kind]] == [GRADES[i % len(GRADES)] for i in range(80)]
+        with torch.no_grad():
+            ref, p0, p1 = (t[k].float() / 255 for k in ("ref", "p0", "p1"))
+            d0, d1 = loss(p0, ref).flatten(), loss(p1, ref).flatten()
+        right.append(((d1 < d0).float() == t["judge"].flatten()).numpy())
+        grades.append([m["grade"] for m in meta[kind]])
+    right, grades = np.concatenate(right), np.array(sum(grades, []))
+    by_grade = [right[grades == g].mean() for g in GRADES]
+    assert by_grade[0] > 0.9 and by_grade[-1] < 0.85 and by_grade[0] - by_grade[-1] > 0.15, by_grade
+    assert 0.6 <= right.mean() <= 0.95
+
+
 def test_decode_cache_is_reused(tmp_path):
     from dpllib.datasets import DecodeCache
 

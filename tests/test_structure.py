@@ -143,6 +143,20 @@ def test_fit_keeps_the_best_checkpoint_and_validates_on_schedule():
     assert len(report["loss_curve"]) == 5 and report["seconds_per_step"] > 0
 
 
+def test_a_warm_started_fit_validates_its_start_but_chooses_among_trained_steps():
+    """Step 0 (the warm start) joins the validation curve even when it scores best; the
+    checkpoint kept is the best trained one, and the record's rows say start vs fine-tuning."""
+    from dpllib.trainers.points import validation_rows
+
+    t = _trainee("a", [9.0, 1.0, 3.0], [0.5] * 4)
+    report = fit([t], lambda i: torch.tensor(float(i + 1)), 4, "test", eval_every=2, progress=False,
+                 validate_start=True)["a"]
+    assert report["val_curve"] == [[0, 9.0], [2, 1.0], [4, 3.0]] and report["best_step"] == 4
+    rows = {r["split"]: r["value"] for r in validation_rows(report["val_curve"], "p", "a")}
+    assert rows == {"warm_start": 9.0, "fine_tuning_mean": 2.0}
+    assert validation_rows([[2, 1.0], [4, 3.0]], "p", "a") == []  # no warm start validated
+
+
 def test_fit_trains_several_models_on_the_same_batches():
     seen = {"a": [], "b": []}
     trainees = [Trainee(n, Scalar(), None, lambda b, n=n: seen[n].append(float(b)) or 0.1) for n in seen]

@@ -158,6 +158,10 @@ def severity_2afc(root: str | os.PathLike | None = None, n_per_distortion: int =
 PRESERVING = ("luminance", "contrast", "translation")  # changes that keep the structure
 STRUCTURAL = ("blur", "noise", "jpeg")  # changes that damage it
 MSE_TOLERANCE = 0.01  # relative difference allowed between the two distortions' MSE
+# The structural share e of the closer image's change (by energy, the two changes being nearly
+# uncorrelated), one per triplet in turn: its difficulty. The farther image's change is all
+# structural (e = 1), so the closer one is known for every e < 1, and harder to find as e grows.
+GRADES = (0.3, 0.5, 0.7, 0.9)
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -208,35 +212,60 @@ def equal_mse_distortion(ref: np.ndarray, target_mse: float, kind: str, seed: in
             break
     else:
         return None
-    lo, hi = 0.0, 1.0  # bisect the blend weight on the quantised image's MSE
-    for _ in range(40):
-        alpha = (lo + hi) / 2
-        out = _to_uint8(ref_f + alpha * (full - ref_f))
+    return along(ref, full - ref_f, target_mse, 1.0)
+
+
+def along(ref: np.ndarray, change: np.ndarray, target_mse: float, most: float) -> np.ndarray | None:
+    """``ref`` (uint8) moved along ``change`` (float, [0, 1] units) by the factor in [0, ``most``]
+    (bisected) that makes its 8-bit MSE to ``ref`` ``target_mse`` within a quarter of
+    MSE_TOLERANCE; None when no factor reaches half of it."""
+    ref_f = ref.astype(np.float64) / 255
+    lo, hi = 0.0, most
+    for _ in range(50):
+        factor = (lo + hi) / 2
+        out = _to_uint8(ref_f + factor * change)
         mse = _mse(out, ref)
         if abs(mse - target_mse) <= MSE_TOLERANCE / 4 * target_mse:
             return out
-        lo, hi = (alpha, hi) if mse < target_mse else (lo, alpha)
+        lo, hi = (factor, hi) if mse < target_mse else (lo, factor)
     return out if abs(mse - target_mse) <= MSE_TOLERANCE / 2 * target_mse else None
+
+
+def graded(ref: np.ndarray, kept: np.ndarray, damaged: np.ndarray, grade: float, target_mse: float) -> np.ndarray | None:
+    """The closer image of a graded triplet: ``ref`` (uint8) changed along sqrt(1 - grade) x the
+    structure-preserving change (``kept`` - ``ref``) + sqrt(grade) x the structural one
+    (``damaged`` - ``ref``), each scaled to unit RMS, to the 8-bit MSE ``target_mse``."""
+    ref_f = ref.astype(np.float64) / 255
+
+    def unit(image: np.ndarray) -> np.ndarray:
+        change = image.astype(np.float64) / 255 - ref_f
+        return change / np.sqrt(np.mean(change ** 2))
+
+    change = np.sqrt(1 - grade) * unit(kept) + np.sqrt(grade) * unit(damaged)
+    return along(ref, change, target_mse, 2 * np.sqrt(target_mse) / np.sqrt(np.mean(change ** 2)) + 1e-3)
 
 
 def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None, n_per_kind: int = 200,
                         size: int = 64, seed: int = 0) -> Path:
     """Write an equal-MSE 2AFC set in the BAPPS layout and return its folder.
 
-    Each triplet: a ``size`` x ``size`` patch of a real photo (ref); the same patch under a
-    structure-preserving change (a luminance shift, a contrast change, or a 1-2 px translation)
-    and under a structural one (blur, noise or JPEG, drawn at random), blended with the patch so
-    that both have the same pixel MSE to it (within 1%; the target is jittered by +-0.4% so
-    neither side is systematically lower). The structure-preserving one is the closer one
-    (judge = 1 when it is p1): at equal MSE, mean shifts and contrast changes look far closer
-    to the original than blur, noise or JPEG (Wang, Bovik, Sheikh, Simoncelli 2004, Fig. 2), and
-    a 1-2 px shift is barely visible. Pixel distance cannot tell the two apart.
+    Each triplet: a ``size`` x ``size`` patch of a real photo (ref); a structural change of it
+    (blur, noise or JPEG, drawn at random, blended with the patch) and a change that is partly
+    structure-preserving (a luminance shift, a contrast change, or a 1-2 px translation, mixed
+    with the same structural change: its share ``GRADES``, in turn, :func:`graded`), both at the
+    same pixel MSE to the patch (within 1%; the closer one's target is jittered by +-0.4% so neither
+    side is systematically lower). The partly preserving one is the closer one (judge = 1 when it is
+    p1): at equal MSE, mean shifts and contrast changes look far closer to the original than
+    blur, noise or JPEG (Wang, Bovik, Sheikh, Simoncelli 2004, Fig. 2), a 1-2 px shift is barely
+    visible, and it carries less of the structural change. Pixel distance cannot tell the two
+    apart; the grades make the set neither trivial nor impossible for deep features.
     Layout: ``<out>/2afc/val/<luminance|contrast|translation>/{ref,p0,p1,judge}`` and
-    ``meta.json`` (per triplet: structural kind, MSE of each side).
+    ``meta.json`` (per triplet: structural kind, grade, MSE of each side).
     """
     if not photos:
         raise DplError("make_equal_mse_2afc needs at least one photo")
-    config = {"photos": [p.name for p in photos], "n": n_per_kind, "size": size, "seed": seed, "version": 1}
+    config = {"photos": [p.name for p in photos], "n": n_per_kind, "size": size, "seed": seed,
+              "grades": list(GRADES), "version": 2}
     tag = f"equalmse2afc-s{seed}-n{n_per_kind}-{size}px"
 
     def write(staging: Path) -> None:
@@ -249,21 +278,23 @@ def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None
                 y = int(rng.integers(2, photo.shape[0] - size - 2))
                 x = int(rng.integers(2, photo.shape[1] - size - 2))
                 ref = photo[y:y + size, x:x + size]
-                kept = _preserving(photo, y, x, size, kind, rng)
-                target = _mse(kept, ref)
+                preserved = _preserving(photo, y, x, size, kind, rng)
+                target = _mse(preserved, ref)
                 if target < 1e-4:  # a flat patch: nothing to compare
                     continue
                 structural = str(rng.choice(STRUCTURAL))
-                damaged = equal_mse_distortion(ref, target * (1 + rng.uniform(-0.004, 0.004)), structural,
-                                               int(rng.integers(2**31)))
-                if damaged is None:
+                damaged = equal_mse_distortion(ref, target, structural, int(rng.integers(2**31)))
+                grade = GRADES[len(meta[kind]) % len(GRADES)]
+                jitter = 1 + rng.uniform(-0.004, 0.004)
+                kept = None if damaged is None else graded(ref, preserved, damaged, grade, _mse(damaged, ref) * jitter)
+                if kept is None:
                     continue
                 p1_kept = bool(rng.random() < 0.5)
                 p0, p1 = (damaged, kept) if p1_kept else (kept, damaged)
                 name = f"{len(meta[kind]):06d}"
                 write_triplet(staging / "2afc" / "val" / kind, name, Image.fromarray(ref), Image.fromarray(p0),
                               Image.fromarray(p1), float(p1_kept))
-                meta[kind].append({"structural": structural, "mse_preserving": target,
+                meta[kind].append({"structural": structural, "grade": grade, "mse_preserving": _mse(kept, ref),
                                    "mse_structural": _mse(damaged, ref)})
         (staging / "meta.json").write_text(json.dumps(meta))
 

@@ -163,13 +163,16 @@ def _restore_rng(states: dict) -> None:
 
 def fit(trainees: list[Trainee], batch_at: Callable[[int], Any], steps: int, desc: str,
         eval_every: int = 0, progress: bool = True, checkpoint: FitCheckpoint | None = None,
-        resumables: Sequence[Resumable] = (), patience: int | None = None) -> dict[str, dict]:
+        resumables: Sequence[Resumable] = (), patience: int | None = None,
+        validate_start: bool = False) -> dict[str, dict]:
     """Train ``trainees`` for ``steps`` steps on the batches ``batch_at(step)``; returns
     {name: {loss_curve, seconds_per_step[, val_curve, best_step][, stopped_at][, resumed_at]}}
     with the best checkpoints restored. Seconds per step: the median step time (validation
     excluded) divided by the number of trainees still training. A NaN or inf loss raises
     NonFiniteLoss. With ``patience``, a trainee stops after that many validations without a
-    better score (early stopping); the others go on.
+    better score (early stopping); the others go on. With ``validate_start`` (a warm-started fit)
+    the starting weights are validated too, as step 0 of the validation curve; checkpoints are
+    still chosen among the steps trained.
 
     With ``checkpoint``, the trainees, the ``resumables`` (what ``batch_at`` draws on) and the
     random number generators are saved every few minutes, and a saved state is resumed from."""
@@ -182,6 +185,10 @@ def fit(trainees: list[Trainee], batch_at: Callable[[int], Any], steps: int, des
             resumable.load_state_dict(saved)
         _restore_rng(state["rng"])
         start = state["step"]
+    if validate_start and eval_every and start == 0:
+        for trainee in trainees:
+            if trainee.validate is not None:
+                trainee.val_curve.append([0, float(trainee.validate())])
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, mininterval=2)
     for i in bar:
         active = [t for t in trainees if t.stopped_at is None]

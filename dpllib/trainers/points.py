@@ -24,7 +24,7 @@ from ..config import BASELINE, CellConfig, evaluation_interval, training_steps
 from ..files import atomic_write
 from ..loss import PerceptualLoss, feature_distance
 from ..paths import cache_dir
-from ..results import code_version, make_record
+from ..results import code_version, make_record, row
 from .common import CellCheckpoint, alias_of, autocast, pick_device, seed_everything
 from .loop import BatchOrder, FitCheckpoint, Trainee, fit
 
@@ -186,9 +186,11 @@ def train_points(cfg: CellConfig, settings: dict, task: Task, device: torch.devi
             trainees = [_trainee(task, losses, p, a, cfg.seed, settings["lr"], initial, device) for p, a in todo]
             name = "+".join(a for _, a in todo)
             reports = fit(trainees, batch_at, steps, f"{cfg.benchmark} {cfg.network} {name}", eval_every, progress,
-                          checkpoint.fit(name) if checkpoint is not None else None, resumables, settings.get("patience"))
+                          checkpoint.fit(name) if checkpoint is not None else None, resumables, settings.get("patience"),
+                          validate_start=initial is not None)
             for (point, alias), trainee in zip(todo, trainees):
                 rows, examples = task.test(trainee.model, point, alias)
+                rows += validation_rows(reports[alias].get("val_curve", []), point, alias)
                 done[alias] = {"rows": rows, "examples": examples, **reports[alias]}
                 if checkpoint is not None:
                     checkpoint.finish(alias, done[alias])
@@ -200,6 +202,17 @@ def train_points(cfg: CellConfig, settings: dict, task: Task, device: torch.devi
                 if key in result:
                     out[key][alias] = result[key]
     return {k: v for k, v in out.items() if v or k in ("rows", "examples", "loss_curve")}
+
+
+def validation_rows(val_curve: list[list[float]], point: str | None, alias: str) -> list[dict]:
+    """A warm-started model's validation score (the benchmark's, e.g. road quality) at the warm
+    start (split "warm_start") and its mean over the fine-tuning's validations (split
+    "fine_tuning_mean"), metric "validation": whether fine-tuning improved on the warm start."""
+    if len(val_curve) < 2 or val_curve[0][0] != 0:
+        return []
+    after = [score for _, score in val_curve[1:]]
+    return [row(point, alias, "validation", val_curve[0][1], "warm_start"),
+            row(point, alias, "validation", sum(after) / len(after), "fine_tuning_mean")]
 
 
 def train_and_test(cfg: CellConfig | dict, make_task: Callable[[CellConfig, dict, torch.device], tuple[Task, dict]],

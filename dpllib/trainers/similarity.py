@@ -28,7 +28,7 @@ from .loop import FitCheckpoint, Trainee, fit
 
 NAME = "similarity"
 DATASETS = (DataSet("bapps", "BAPPS", "study", "real images, human judgements"),
-            DataSet("equal_mse", "equal-MSE 2AFC", "stand-in", "synthetic answers on real BSDS500 photos; pixel distance scores 0.5; stands in for BAPPS"),
+            DataSet("equal_mse", "equal-MSE 2AFC", "stand-in", "synthetic answers on real BSDS500 photos, four grades of difficulty; pixel distance scores 0.5; stands in for BAPPS"),
             DataSet("severity", "severity 2AFC", "sanity", "synthetic answers on real BSDS500 photos; a sanity check"))
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
@@ -48,7 +48,7 @@ PROTOCOL = (
     Deviation(NAME, "variants", "baseline, lin, tune, scratch", "baseline (default), lin, tune, scratch",
               None, "uncalibrated (= baseline) and lin are run; tune and scratch retrain the network itself and are not implemented"),
     Deviation(NAME, "offline data", "BAPPS", "BAPPS", None,
-              "offline: BAPPS is not on this machine; the equal-MSE 2AFC set (BSDS500 patches, answers known, pixel L2 = 0.5) stands in; it is not human judgement"),
+              "offline: BAPPS is not on this machine; the equal-MSE 2AFC set (BSDS500 patches, answers known, pixel L2 = 0.5, graded so ImageNet features score 0.6-0.95) stands in; it is not human judgement"),
 )
 
 SHOWN_TRIPLETS = 8  # triplets per split whose images a record keeps (the book shows disagreements among them)
@@ -298,18 +298,35 @@ def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | Non
 # --------------------------------------------------------------------------- what the book shows
 
 
+GRADED_RANGE = (0.6, 0.95)  # the equal-MSE set is graded so that ImageNet features score inside this
+
+
 def learning_checks(table, references) -> list[Check]:
-    """On the equal-MSE set, pixel L2 scores 0.5 +- 0.05: it cannot know the answer, by
-    construction (a check of the set, not of a training)."""
+    """On the equal-MSE set: pixel L2 scores 0.5 +- 0.05 (it cannot know the answer, by
+    construction), and every ImageNet loss network scores inside ``GRADED_RANGE`` (the set is
+    neither saturated nor impossible, so points can be told apart). Checks of the set, not of a
+    training."""
     from ..analysis import learning_check, per_seed
 
-    ok = table[(table["status"] == "ok") & (table["network"] == BASELINE) & (table["metric"] == "2afc")
-               & (table["split"] == "mean") & (table["dataset"] == "equal_mse")]
-    if ok.empty:
-        return []
-    distance = (per_seed(ok) - 0.5).abs()
-    return [learning_check(NAME, "pixel L2 2AFC within 0.5 +- 0.05 (pixel distance cannot know the answer)", 0.05,
-                           distance, lambda v, r: abs(v) <= r, worst=distance.max())]
+    ok = table[(table["status"] == "ok") & (table["metric"] == "2afc") & (table["split"] == "mean")
+               & (table["dataset"] == "equal_mse")]
+    pixel = ok[ok["network"] == BASELINE]
+    checks = []
+    if not pixel.empty:
+        distance = (per_seed(pixel) - 0.5).abs()
+        checks.append(learning_check(NAME, "pixel L2 2AFC within 0.5 +- 0.05 (pixel distance cannot know the answer)",
+                                     0.05, distance, lambda v, r: abs(v) <= r, worst=distance.max()))
+    imagenet = ok[(ok["network"] != BASELINE) & (ok["weights"] == "imagenet")]
+    if not imagenet.empty:
+        by_model = imagenet.groupby(["network", "alias"])["value"].mean()
+        low, high = GRADED_RANGE
+        name = by_model.index.map(lambda k: f"{k[0]} {k[1]}")
+        checks += [
+            learning_check(NAME, f"every ImageNet loss network's 2AFC >= {low} (the hardest triplets are not impossible)",
+                           low, by_model, failing=", ".join(name[by_model < low])),
+            learning_check(NAME, f"every ImageNet loss network's 2AFC <= {high} (the set is not saturated)", high,
+                           by_model, lambda v, r: v <= r, worst=by_model.max(), failing=", ".join(name[by_model > high]))]
+    return checks
 
 
 def example_figures(reference: dict, outputs: list[tuple[str, dict]], limit: int = 3) -> list:
