@@ -28,9 +28,9 @@ MIN_NETWORKS = 5  # fewer networks: no interval or p-value across networks
 EXACT_BELOW = 10  # fewer networks: exact permutation p-values for rank correlations
 MIN_CLUSTERS = 10  # fewer networks: no cluster-robust errors
 # A benchmark ranks its loss networks only when two seeds order them alike at least this well
-# (mean Spearman over pairs of seeds): above the one-sided 5% critical value of no agreement
-# (0.43 for 16 loss networks, 0.41 for 17 and more: Zar 1972), and a correlation whose square, the
-# share of rank variance two seeds share, is at least a quarter.
+# (mean Spearman over pairs of seeds): a correlation whose square, the share of rank variance two
+# seeds share, is at least a quarter. Below 12 loss networks the one-sided 5% critical value of no
+# agreement is higher (0.55 for 10, 0.90 for 4; t approximation) and is required instead.
 RANKING_AGREEMENT = 0.5
 LEVEL = 0.95
 
@@ -90,8 +90,9 @@ def _item(frame: pd.DataFrame) -> pd.Series:
 def seed_agreement(score_frame: pd.DataFrame, threshold: float = RANKING_AGREEMENT) -> pd.DataFrame:
     """Per benchmark: how well seeds agree on the loss networks' scores (all weights, no
     baseline): the mean Spearman correlation over pairs of seeds, Kendall's W (corrected for
-    ties), and ``ranks``: whether the Spearman reaches ``threshold`` (False when it cannot be
-    measured: one seed or fewer than 3 loss networks)."""
+    ties), the Spearman ``required`` (``threshold``, or the one-sided 5% critical value of no
+    agreement for this many loss networks when higher: t approximation) and ``ranks``: whether it
+    is reached (False when it cannot be measured: one seed or fewer than 3 loss networks)."""
     rows = []
     for bench, sub in loss_networks(score_frame, None).groupby("benchmark"):
         wide = sub.assign(item=_item(sub)).pivot_table(index="item", columns="seed", values="score").dropna()
@@ -106,7 +107,10 @@ def seed_agreement(score_frame: pd.DataFrame, threshold: float = RANKING_AGREEME
         rows.append({"benchmark": bench, "seeds": m, "loss_networks": n, "spearman": float(np.nanmean(pairs)),
                      "kendall_w": float(12 * s / (m**2 * (n**3 - n) - m * ties))})
     out = pd.DataFrame(rows, columns=["benchmark", "seeds", "loss_networks", "spearman", "kendall_w"])
-    out["ranks"] = out["spearman"].fillna(-np.inf) >= threshold
+    df = np.maximum(out["loss_networks"].to_numpy(float) - 2, 1)
+    t = stats.t.ppf(0.95, df)
+    out["required"] = np.maximum(threshold, t / np.sqrt(df + t**2))
+    out["ranks"] = out["spearman"].fillna(-np.inf) >= out["required"]
     return out
 
 
@@ -595,8 +599,16 @@ def learning_checks(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFra
     required, the value measured (mean over seeds), the worst seed (or model), whether it is met,
     and why it may not be."""
     rows = []
+    agreement = seed_agreement(scores(table))
     for bench in table["benchmark"].dropna().unique():
         checks = get_benchmark(bench).learning_checks(table[table["benchmark"] == bench],
                                                       references[references["benchmark"] == bench])
         rows += [c.row() for c in checks]
+        agreed = agreement[(agreement["benchmark"] == bench) & np.isfinite(agreement["spearman"])]
+        if len(agreed):
+            required = float(agreed["required"].iloc[0])
+            rows.append(learning_check(bench, f"seeds agree on the loss networks' order: mean Spearman between seeds "
+                                              f">= {required:.2f} (else the chapter ranks nothing)",
+                                       required, agreed["spearman"],
+                                       why="this budget cannot tell the loss networks apart; no ranking is shown").row())
     return pd.DataFrame(rows, columns=list(Check("", "", 0, 0, 0, False).row()))

@@ -9,6 +9,7 @@ trainer: it runs notebooks and reads records.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -402,12 +403,24 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
         gpus = _visible_gpus()
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             futures = [pool.submit(_run_cell_entry, cell, str(results_dir), threads, i % gpus if gpus else None,
-                                   retry_failed, rerun_stale) for i, cell in enumerate(todo)]
+                                   retry_failed, rerun_stale) for i, cell in enumerate(interleaved(todo))]
             for fut in concurrent.futures.as_completed(futures):
                 outcome[fut.result()[1]] += 1
                 bar.update()
     bar.close()
     return outcome
+
+
+def interleaved(todo: list[dict]) -> list[dict]:
+    """``todo`` in turns over its groups of cells that share a warm start (benchmark, data set,
+    seed): the first cell of each group, then the second, ... Parallel workers then start
+    different groups instead of one making a group's warm start while the others wait on its
+    lock."""
+    groups: dict[tuple, list[dict]] = {}
+    for cell in todo:
+        groups.setdefault((cell["benchmark"], cell["dataset"], cell["seed"]), []).append(cell)
+    turns = itertools.zip_longest(*groups.values())
+    return [cell for turn in turns for cell in turn if cell is not None]
 
 
 class CellJob(submitit.helpers.Checkpointable):

@@ -139,9 +139,10 @@ def findings(claim_rows: pd.DataFrame, summary: pd.DataFrame, table: pd.DataFram
     return lines + unaddressed(summary)
 
 
-def unaddressed(summary: pd.DataFrame) -> list[str]:
+def unaddressed(summary: pd.DataFrame, ranked: list[str] | None = None) -> list[str]:
     """The study's claims about networks that this run's networks cannot address, each with the
-    fact that keeps it from them."""
+    fact that keeps it from them; ``ranked``: the benchmarks whose seeds agree on an order
+    (:func:`dpllib.analysis.ranked_benchmarks`; None: all)."""
     ran = sorted(loss_networks(summary)["network"].unique())
     names = ", ".join(short_name(n) for n in ran) or "none"
     lines = []
@@ -156,8 +157,10 @@ def unaddressed(summary: pd.DataFrame) -> list[str]:
         lines.append(f"{claim}: no VGG network without batch norm ran (networks with ImageNet weights: {names}).")
     elif not others:
         lines.append(f"{claim}: only VGG networks without batch norm ran, nothing to compare them with.")
+    elif ranked is not None and not ranked:
+        lines.append(f"{claim}: no benchmark of this run ranks its loss networks (the seeds disagree on their order).")
     else:
-        order = ranks(summary)
+        order = ranks(summary, benchmarks=ranked)
         best = order[order["network"].isin(vgg)]["average_rank"].min()
         lines.append(f"The study finds VGG networks without batch norm best: here their best average rank is {best:.3g} "
                      f"of {len(order)} networks (architecture ranks below; differences within the seed noise are not "
@@ -167,6 +170,25 @@ def unaddressed(summary: pd.DataFrame) -> list[str]:
         lines.append(f"Cannot speak to the study's architecture ranking (VGG-11 best on average): {len(study)} of its "
                      f"{len(STUDY_POINTS)} networks ran ({', '.join(study) or 'none'}).")
     return lines
+
+
+def no_ranking(agreement: pd.DataFrame, benchmark: str) -> str | None:
+    """The sentence a benchmark's chapter shows instead of a ranking when its seeds do not agree
+    on the loss networks' order (``agreement``: :func:`dpllib.analysis.seed_agreement`); None
+    when they do."""
+    row = agreement[agreement["benchmark"] == benchmark]
+    if row.empty or bool(row["ranks"].iloc[0]):
+        return None
+    r = row.iloc[0]
+    if not np.isfinite(r["spearman"]):
+        measured = f"with {r['seeds']} seed(s) and {r['loss_networks']} loss networks the seeds' agreement cannot be measured"
+    else:
+        measured = (f"two seeds order its {r['loss_networks']} loss networks alike only to a mean Spearman correlation of "
+                    f"{r['spearman']:.2f} (Kendall's W {r['kendall_w']:.2f} over {r['seeds']} seeds), below the "
+                    f"{r['required']:.2f} this book requires before it ranks")
+    return (f"**No ranking: at this budget this benchmark cannot tell the loss networks apart.** {measured[0].upper()}"
+            f"{measured[1:]}. Its scores are shown below, but no network or point is named better than another, "
+            "and it is left out of the architecture ranks.")
 
 
 def reference_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -167,10 +167,21 @@ def test_learning_checks_compare_controls_with_answers_needing_no_learning():
                           "split": "set5", "value": 28.7},
                          {"benchmark": "super_resolution", "seed": 0, "method": "nearest", "metric": "psnr",
                           "split": "set5", "value": 26.0}])
-    checks = analysis.learning_checks(pd.DataFrame(rows), refs).set_index("check")
+    for i in range(16):  # 16 SR loss networks whose order seed 1 reverses: the seeds disagree
+        for seed in (0, 1):
+            rows.append({"network": f"net{i // 4}", "weights": "imagenet", "alias": f"p{i % 4}", "seed": seed,
+                         "status": "ok", "benchmark": "super_resolution", "metric": "psnr", "split": "set5",
+                         "value": 27.0 + (i if seed == 0 else -i) / 10})
+    table = pd.DataFrame(rows).assign(**{k: None for k in analysis.KEYS if k not in ("benchmark", "network",
+                                                                                     "weights", "alias")})
+    checks = analysis.learning_checks(table, refs).set_index("check")
     assert not checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "met"]  # seed 1: 28.0 < 28.2
     assert checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "worst"] == 28.0
     assert not checks.loc["BCE baseline quality >= 0.15", "met"]
+    agreement = checks[checks.index.str.startswith("seeds agree")]
+    assert len(agreement) == 1 and agreement["benchmark"].iloc[0] == "super_resolution"  # segmentation has no loss network
+    assert not agreement["met"].iloc[0] and agreement["worst"].iloc[0] == pytest.approx(-1.0)
+    assert "no ranking is shown" in agreement["why it can miss"].iloc[0]
 
 
 def test_reference_table_puts_no_stand_in_number_beside_a_paper_figure():

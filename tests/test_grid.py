@@ -88,6 +88,10 @@ def test_shipped_presets_expand():
     assert len({results.cell_id(c) for c in offline}) == len(offline)
     assert {c["weights"] for c in offline if c["network"] == "efficientnet_lite0"} == {"imagenet", "random"}
     assert {c["budget"] for c in offline} == {"offline"} and {c["seed"] for c in offline} == {0, 1}
+    # parallel workers start different warm starts first: the first 8 cells are the 8 (benchmark, seed) groups
+    order = grid.interleaved(offline)
+    assert sorted(map(results.cell_id, order)) == sorted(map(results.cell_id, offline))
+    assert len({(c["benchmark"], c["seed"]) for c in order[:8]}) == 8
     paper = grid.load_preset("paper")
     assert len(grid.cells(paper)) == 4 * 3 * 15
     text = grid.estimate(paper)

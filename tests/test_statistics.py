@@ -208,3 +208,36 @@ def test_missing_cells_and_nan_scores_are_named_and_left_out():
     assert out["points"] == 10 and out["seeds"] == 3  # the two incomplete loss networks are out
     summary = analysis.seed_summary(frame).set_index(["network", "alias"])
     assert summary.loc[("net1", "p2"), "n_seeds"] == 2 and np.isfinite(summary["score"]).all()  # NaN is no seed
+
+
+# --------------------------------------------------------------------------- ranking gate
+
+
+@pytest.mark.parametrize("networks,points,seeds", [(4, 4, 2), (2, 4, 3), (2, 3, 2)])
+def test_the_ranking_gate_rarely_opens_on_pure_seed_noise(networks, points, seeds):
+    """No true differences between loss networks (16, 8 or 6 of them; 2-3 seeds): a benchmark
+    is ranked in at most ~5% of tables (the gate needs the critical value below 12 loss networks)."""
+    rng = np.random.default_rng(networks * 10 + points + seeds)
+    opened = [analysis.seed_agreement(fabricate(rng, networks, points, seeds)).iloc[0]["ranks"] for _ in range(TABLES)]
+    assert rate(opened) <= 0.06
+
+
+def test_the_ranking_gate_opens_when_loss_networks_differ_beyond_the_seed_noise():
+    rng = np.random.default_rng(11)
+    opened = [analysis.seed_agreement(fabricate(rng, 4, 4, 2, net_sd=0.3, point_sd=0.3)).iloc[0]["ranks"]
+              for _ in range(TABLES)]
+    assert rate(opened) >= 0.95
+    one_seed = analysis.seed_agreement(fabricate(rng, 4, 4, 1, net_sd=0.3)).iloc[0]
+    assert not one_seed["ranks"] and np.isnan(one_seed["spearman"])  # agreement unknown: no ranking
+
+
+def test_ranks_leave_out_benchmarks_without_seed_agreement():
+    rng = np.random.default_rng(12)
+    agreeing = fabricate(rng, 4, 4, 2, net_sd=0.3, point_sd=0.3)
+    noise = fabricate(rng, 4, 4, 2).assign(benchmark="super_resolution")
+    frame = pd.concat([agreeing, noise], ignore_index=True)
+    assert analysis.ranked_benchmarks(frame) == [BENCH]
+    ranked = analysis.ranks(analysis.seed_summary(frame), benchmarks=analysis.ranked_benchmarks(frame))
+    assert list(ranked.columns) == ["network", BENCH, "average_rank"]
+    sentence = narrative.no_ranking(analysis.seed_agreement(frame), "super_resolution")
+    assert sentence.startswith("**No ranking") and narrative.no_ranking(analysis.seed_agreement(frame), BENCH) is None
