@@ -102,6 +102,9 @@ class Benchmark:
     step_cost_overrides: Mapping[str, Any] = field(default_factory=dict)  # paper settings that measure a step cheaply
     reference_figures: tuple[ReferenceFigure, ...] = ()  # published figures (../shared/paper/NOTES.md)
     baseline_label: str = "baseline"  # what the control without a loss network is
+    # The trained model a budget's settings build for a data set (its parameter count goes into
+    # the protocol table beside the authors'); None: nothing trained has a fixed architecture.
+    model: Callable[[Mapping[str, Any], str], Any] | None = None
 
     def dataset(self, name: str) -> DataSet:
         for d in self.datasets:

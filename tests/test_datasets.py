@@ -299,3 +299,37 @@ def test_fetch_adds_a_split_beside_an_existing_one(tmp_path, http_server):
     assert (tmp_path / "bapps" / "2afc" / "train" / "mix" / "judge" / "000000.npy").read_bytes() == b"judge"
     assert (tmp_path / "bapps" / "2afc" / "val" / "cnn" / "ref" / "000000.png").stat().st_ino == val_inode
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bapps")]
+
+
+def test_jnd_is_scored_per_split_and_pooled_as_the_authors_do(tmp_path, monkeypatch):
+    """A BAPPS-layout folder (fabricated) through the similarity benchmark with pixel L2: JND mAP
+    per split, their mean (LPIPS's) and one mAP over both splits pooled (the authors')."""
+    from dpllib.datasets.bapps import JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL
+    from dpllib.metrics import jnd_map
+    from dpllib.trainers import similarity
+
+    monkeypatch.setenv("DPL_DATA_ROOT", str(tmp_path))
+    for split, subsets in (("val", TWOAFC_VAL), ("train", TWOAFC_TRAIN)):
+        for subset in subsets:
+            make_bapps_2afc(tmp_path / "bapps" / "2afc" / split / subset)
+    same, pixel = {}, {}
+    for j, subset in enumerate(JND_VAL):
+        folder = tmp_path / "bapps" / "jnd" / "val" / subset
+        same[subset] = [0.9, 0.1, 0.6, 0.3][j:j + 3]
+        for i, s in enumerate(same[subset]):
+            _png(folder / "p0" / f"{i}.png", seed=100 * j + i)
+            _png(folder / "p1" / f"{i}.png", seed=100 * j + i + 50)
+            (folder / "same").mkdir(exist_ok=True)
+            np.save(folder / "same" / f"{i}.npy", np.array([s]))
+        p0, p1 = (torch.stack([torch.from_numpy(np.array(Image.open(folder / part / f"{i}.png"))).float() / 255
+                               for i in range(3)]) for part in ("p0", "p1"))
+        pixel[subset] = ((p0 - p1) ** 2).mean((1, 2, 3))
+    record, _ = similarity.run({"benchmark": "similarity", "dataset": "bapps", "network": "baseline", "points": [],
+                                "weights": "none", "seed": 0, "budget": "smoke", "device": "cpu"}, progress=False)
+    assert record["status"] == "ok", record.get("error")
+    jnd = {r["split"]: r["value"] for r in record["rows"] if r["metric"] == "jnd_map"}
+    assert set(jnd) == {*JND_VAL, "mean", "pooled"}
+    for subset in JND_VAL:
+        assert jnd[subset] == pytest.approx(jnd_map(pixel[subset], same[subset]))
+    assert jnd["mean"] == pytest.approx(np.mean([jnd[s] for s in JND_VAL]))
+    assert jnd["pooled"] == pytest.approx(jnd_map(torch.cat([pixel[s] for s in JND_VAL]), sum(same.values(), [])))

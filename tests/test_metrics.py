@@ -68,3 +68,30 @@ def test_relaxed_road_scores_by_hand():
     far = torch.zeros_like(target)
     far[..., 8] = 1
     assert road_scores(far, target, buffer=2)["quality"][0] == 0.0
+
+
+def test_the_authors_sr_measures_match_their_recipe(photos):
+    """The authors' measures on a real photo against the libraries their test.py calls:
+    scikit-image on 8-bit Y with a 2 px crop (uniform window), torchmetrics' data-range rule by
+    hand, and no crop there (a border-only error changes it, not the cropped ones)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from dpllib.metrics import authors_sr_scores
+
+    hr = photos["coffee"][..., :96, :96]
+    sr = (hr + 0.03 * torch.randn_like(hr, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    got = authors_sr_scores(sr, hr)
+
+    def y_png(x):
+        rgb = (x[0].permute(1, 2, 0).numpy() * 255).round() / 255
+        return (rgb * np.array([65.738, 129.057, 25.064]) / 256).sum(-1)[2:-2, 2:-2]
+
+    assert got["psnr_authors_png"] == pytest.approx(peak_signal_noise_ratio(y_png(hr), y_png(sr), data_range=1))
+    assert got["ssim_authors_png"] == pytest.approx(structural_similarity(y_png(hr), y_png(sr), data_range=1))
+    y = lambda x: (x[0].double() * torch.tensor([65.481, 128.553, 24.966]).view(3, 1, 1)).sum(0) + 16  # noqa: E731
+    rng = float(y(hr).max() - y(hr).min())
+    assert got["psnr_authors_y"] == pytest.approx(10 * np.log10(rng**2 / float((y(sr) - y(hr)).pow(2).mean())))
+    edge = hr.clone()
+    edge[..., 0, :] = 1 - edge[..., 0, :]  # a change in the first row only
+    moved = authors_sr_scores(edge, hr)
+    assert moved["psnr_authors_png"] > 90 and moved["psnr_authors_y"] < 40

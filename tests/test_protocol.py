@@ -28,3 +28,30 @@ def test_the_table_shows_both_budgets_and_every_reason():
     assert lr["this project (paper)"] == "0.001" and lr["this project (offline)"] == "0.0001"
     assert table["why"].str.len().gt(3).all()
     assert set(deviations_table("similarity")["benchmark"]) == {"similarity", "all"}
+
+
+@pytest.mark.parametrize("benchmark,authors", [("segmentation", 64_546), ("super_resolution", 401_865),
+                                               ("autoencoding", 4_382_723)])
+def test_the_paper_budget_trains_the_authors_models(benchmark, authors):
+    """Parameter counts computed from the code at the paper budget equal the authors' (their
+    U-Net; Transform_Network_Super_x4 with its output batch norm; FourLayerCVAE at 64 px without
+    the unused logvar head), and the methods table shows the computed counts beside theirs."""
+    from dpllib.protocol import parameter_count
+
+    assert parameter_count(benchmark, "paper") == authors
+    table = deviations_table(benchmark)
+    row = table[table["setting"] == "parameters"].iloc[0]
+    assert row["this project (paper)"] == f"{authors:,}" and f"{authors:,}" in row["authors' code"]
+    assert row["this project (offline)"] == f"{parameter_count(benchmark, 'offline'):,}"
+
+
+def test_the_authors_autoencoder_takes_their_sizes():
+    import torch
+
+    from dpllib.errors import DplError
+    from dpllib.trainers.autoencoding import FourLayerAE
+
+    for size in (64, 96):  # SVHN padded to 64, STL-10
+        assert FourLayerAE(size).eval()(torch.rand(2, 3, size, size)).shape == (2, 3, size, size)
+    with pytest.raises(DplError, match="64 \\+ 16n px"):
+        FourLayerAE(32)

@@ -30,18 +30,18 @@ BUDGETS = {
               "train_limit": 500, "test_limit": 200, "pad": "reflect", "normalization": "none",
               "loss_size": None, "val_fraction": 0.0, "eval_every": 0, "patience": None, "probe_epochs": 20,
               "probe_batch": None, "probe_lr": 1e-2, "probe_patience": 5, "probe_loss": "ce",
-              "probe_holdout": 0.1, "pca_reference": True, "lockstep": True},
+              "probe_holdout": 0.1, "pca_reference": True, "lockstep": True, "model": "padded"},
     "offline": {"steps": 60, "epochs": None, "warm_steps": 400, "batch_size": 64, "lr": 1e-3,
                 "train_split": "train", "train_limit": None, "test_limit": 3000, "pad": "reflect",
                 "normalization": "none", "loss_size": None, "val_fraction": 0.0, "eval_every": 0,
                 "patience": None, "probe_epochs": 40, "probe_batch": None, "probe_lr": 1e-2,
                 "probe_patience": 10, "probe_loss": "ce", "probe_holdout": 0.1, "pca_reference": True,
-                "lockstep": True},
+                "lockstep": True, "model": "padded"},
     "paper": {"steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3, "train_split": "study",
               "train_limit": None, "test_limit": None, "pad": "reflect", "normalization": "none",
               "loss_size": None, "val_fraction": 0.2, "eval_every": 1, "patience": 10, "probe_epochs": 500,
               "probe_batch": 256, "probe_lr": 1e-3, "probe_patience": 25, "probe_loss": "mse",
-              "probe_holdout": 0.2, "pca_reference": True, "lockstep": True},
+              "probe_holdout": 0.2, "pca_reference": True, "lockstep": True, "model": "authors"},
 }
 
 PROTOCOL = (
@@ -66,8 +66,24 @@ PROTOCOL = (
     Deviation(NAME, "probe_patience", "-", "25", 25, "same; offline 10"),
     Deviation(NAME, "probe_loss", "-", "MSE on one-hot labels", "mse", "same; offline cross-entropy"),
     Deviation(NAME, "probe_holdout", "-", "20% random split of train", 0.2, "same, drawn across all classes; offline 10%"),
+    Deviation(NAME, "parameters", "-", "4,382,723 (FourLayerCVAE at 64 px, its unused logvar head left out)", None,
+              "same; offline: the padded autoencoder at CIFAR-10's 32 px (row 'model')"),
+    Deviation(NAME, "probes", "MLPs on the embeddings", "raw embeddings, LeakyReLU hidden layers, early stopping and "
+              "checkpoint on validation MSE (perceptual_autoencoders/predictors.py)", None,
+              "differs: standardised embeddings, ReLU, checkpoint on hold-out accuracy"),
+    Deviation(NAME, "data sets", "SVHN and STL-10", "SVHN (64 px, reflect-padded) or STL-10 (96 px, as is) (experiment.py)",
+              None, "differs: the paper preset runs SVHN only (a preset names one data set per benchmark); "
+              "STL-10 loads at 96 px and the authors' autoencoder takes it"),
     Deviation(NAME, "pca_reference", "-", "-", True, "an addition: the same probes on a 64-component PCA of the pixels, as a reference"),
     Deviation(NAME, "lockstep", "-", "-", True, "how the 4 points train (same numbers either way)"),
+    Deviation(NAME, "model", "a 4-layer convolutional autoencoder, z = 64",
+              "FourLayerCVAE, variational off (gamma 0): unpadded 4x4 stride-2 convs 3-32-64-128-256 + BN + ReLU, a "
+              "linear layer to z; decoder: linear z -> 1024 x g x g + ReLU, transposed convs 5, 5, 6, 6 (1024-128-64-32-3), "
+              "BN + ReLU on three, sigmoid (perceptual_autoencoders/encoders.py)", "authors",
+              "same (FourLayerAE: 4,382,723 parameters at 64 px, the unused logvar head left out); offline 'padded': "
+              "padded 4x4 stride-2 convs with LeakyReLU to 2 x 2 x 256 and back (1,909,891 at 64 px), since the "
+              "authors' network takes only 64 + 16n px and the offline stand-in, CIFAR-10, is 32 px (padding it to 64 "
+              "costs four times the CPU)"),
 )
 
 Z = 64
@@ -108,6 +124,54 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+
+class FourLayerAE(nn.Module):
+    """The authors' FourLayerCVAE with the variational part off (their setting, gamma 0):
+    unpadded 4x4 stride-2 convolutions 3-32-64-128-256, each with batch norm and ReLU, a linear
+    layer to z; the decoder maps z linearly to a 1024 x g x g map (g = (size - 64) / 16 + 1),
+    ReLU, then transposed convolutions with kernels 5, 5, 6, 6 (stride 2; 1024-128-64-32-3),
+    batch norm and ReLU on the first three, sigmoid. Images in [0, 1], size 64 + 16n px."""
+
+    def __init__(self, size: int, z: int = Z):
+        super().__init__()
+        if size < 64 or (size - 64) % 16:
+            raise DplError(f"the authors' autoencoder takes 64 + 16n px images, got {size}: use model 'padded'")
+        chs = [3, 32, 64, 128, 256]
+        enc = []
+        for a, b in zip(chs[:-1], chs[1:]):
+            enc += [nn.Conv2d(a, b, 4, stride=2), nn.BatchNorm2d(b), nn.ReLU()]
+        side = size
+        for _ in range(4):
+            side = (side - 4) // 2 + 1
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(chs[-1] * side**2, z))
+        self.side = (size - 64) // 16 + 1
+        self.expand = nn.Sequential(nn.Linear(z, 1024 * self.side**2), nn.ReLU())
+        dec = []
+        for i, (a, b, k) in enumerate(zip([1024, 128, 64, 32], [128, 64, 32, 3], [5, 5, 6, 6])):
+            dec.append(nn.ConvTranspose2d(a, b, k, stride=2))
+            dec += [nn.BatchNorm2d(b), nn.ReLU()] if i < 3 else [nn.Sigmoid()]
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.expand(z).view(-1, 1024, self.side, self.side))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+AUTOENCODERS = {"authors": FourLayerAE, "padded": ConvAutoencoder}  # the "model" setting
+IMAGE_SIZE = {"svhn": 64, "stl10": 96, "cifar10": 32}  # px, as the autoencoder sees them (SVHN padded)
+
+
+def autoencoder(settings: dict, dataset: str) -> nn.Module:
+    """The autoencoder the ``model`` setting names, for ``dataset``'s image size."""
+    if settings["model"] not in AUTOENCODERS:
+        raise DplError(f"autoencoding model must be one of {sorted(AUTOENCODERS)}, got {settings['model']!r}")
+    return AUTOENCODERS[settings["model"]](IMAGE_SIZE[dataset])
 
 
 def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -184,7 +248,7 @@ def pca_embeddings(train_x: torch.Tensor, test_x: torch.Tensor, z: int = Z, seed
     return (flat_train - mean) @ v, (flat_test - mean) @ v
 
 
-def encode(model: ConvAutoencoder, x: torch.Tensor, device: torch.device, fn: Callable | None = None) -> torch.Tensor:
+def encode(model: nn.Module, x: torch.Tensor, device: torch.device, fn: Callable | None = None) -> torch.Tensor:
     """``fn`` (default: the encoder) over ``x`` in chunks of 512, on the CPU."""
     model.eval()
     fn = fn or model.encode
@@ -231,7 +295,9 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
         x = train_x[order().to(device)]
         return {"input": x, "target": loss_view(x)}
 
-    task = Task(new_model=lambda: ConvAutoencoder(size), n_items=len(train_x), sample=sample,
+    if size != IMAGE_SIZE[cfg.dataset]:
+        raise DplError(f"{cfg.dataset} images are {size} px here, not {IMAGE_SIZE[cfg.dataset]}: check the 'pad' setting")
+    task = Task(new_model=lambda: autoencoder(s, cfg.dataset), n_items=len(train_x), sample=sample,
                 forward=lambda model, b: [model(b["input"])],
                 pixel_loss=lambda outputs, b: F.mse_loss(outputs[0], b["input"]), test=test,
                 validate=validate if s["val_fraction"] else None, loss_images=lambda output, b: loss_view(output),
@@ -279,8 +345,9 @@ BENCHMARK = Benchmark(
     datasets=DATASETS, default_dataset="cifar10", budgets=BUDGETS, run=run,
     primary=Metric("probe_accuracy", ("mean",), "probe accuracy, mean of 7 MLP shapes"),
     output_key="reconstruction", example_figures=example_figures, learning_checks=learning_checks,
-    protocol=PROTOCOL, paper_training_items=531_131 * 4 // 5, baseline_label="pixel-MSE training",
+    protocol=PROTOCOL, paper_training_items=531_131 * 4 // 5, baseline_label="pixel-MSE training", model=autoencoder,
     # measuring on CIFAR-10 fed to the loss network at 64 px, as SVHN is padded to 64 px
+    # (the padded autoencoder: the authors' takes 64 + 16n px; the loss network dominates the step)
     step_cost_overrides={"train_limit": 1024, "test_limit": 64, "probe_epochs": 1, "train_split": "train",
-                         "loss_size": 64, "val_fraction": 0.0, "patience": None},
+                         "loss_size": 64, "val_fraction": 0.0, "patience": None, "model": "padded"},
 )

@@ -47,6 +47,12 @@ PROTOCOL = (
     Deviation(NAME, "synthetic_n", "-", "-", 500, "only for the generated 2AFC sets (equal-MSE, severity): triplets per split; offline 200"),
     Deviation(NAME, "variants", "baseline, lin, tune, scratch", "baseline (default), lin, tune, scratch",
               None, "uncalibrated (= baseline) and lin are run; tune and scratch retrain the network itself and are not implemented"),
+    Deviation(NAME, "lin calibration", "LPIPS lin", "dropout before the 1x1 conv, default initialisation clamped to >= 0, "
+              "per-epoch schedule 1, ..., 1, .8, .6, .4, .2, batches shuffled without replacement (perceptual_metric/experiment.py)",
+              None, "differs: no dropout, channel weights start at 1, per-step linear decay, batches drawn with replacement"),
+    Deviation(NAME, "JND", "JND mAP", "one mAP over both JND val splits pooled (perceptual_metric/experiment.py score_jnd)",
+              None, "both reported: the authors' pooled mAP (split 'pooled') and LPIPS's mAP per split with their mean "
+              "(split 'mean')"),
     Deviation(NAME, "offline data", "BAPPS", "BAPPS", None,
               "offline: BAPPS is not on this machine; the equal-MSE 2AFC set (BSDS500 patches, answers known, pixel L2 = 0.5, graded so ImageNet features score 0.6-0.95) stands in; it is not human judgement"),
 )
@@ -151,13 +157,22 @@ def ssim_2afc(data: TwoAFC) -> float:
     return twoafc_score(distance(ref, p0), distance(ref, p1), t["judge"])
 
 
-def _score_jnd(dist: Distances, data, n_points: int, variants: dict, batch: int,
-               limit: int | None) -> dict[str, list[float]]:
-    """{variant: JND mAP per point} of one JND split."""
-    t = data.tensors()
-    n = len(data) if limit is None else min(limit, len(data))
-    d = _pair_distances(dist, [t["p0"], t["p1"]], [(0, 1)], variants, batch, n)
-    return {v: [jnd_map(d[v, i, 0], t["same"][:n]) for i in range(n_points)] for v in variants}
+def _score_jnd(dist: Distances, jnd: dict, n_points: int, variants: dict, batch: int,
+               limit: int | None) -> dict[str, dict[str, list[float]]]:
+    """{split: {variant: JND mAP per point}} of each JND split, and of all splits pooled
+    (split "pooled": one mAP over every pair, as the authors' code scores JND)."""
+    distances, same = {}, {}
+    for split, data in jnd.items():
+        t = data.tensors()
+        n = len(data) if limit is None else min(limit, len(data))
+        d = _pair_distances(dist, [t["p0"], t["p1"]], [(0, 1)], variants, batch, n)
+        distances[split] = {(v, i): torch.as_tensor(d[v, i, 0]).reshape(-1) for v in variants for i in range(n_points)}
+        same[split] = torch.as_tensor(t["same"][:n]).reshape(-1)
+    if len(jnd) > 1:
+        distances["pooled"] = {k: torch.cat([distances[s][k] for s in jnd]) for k in distances[next(iter(jnd))]}
+        same["pooled"] = torch.cat([same[s] for s in jnd])
+    return {split: {v: [jnd_map(distances[split][v, i], same[split]) for i in range(n_points)] for v in variants}
+            for split in distances}
 
 
 def _split_rows(metric: str, per_split: dict[str, list[float]], points: list[str], aliases: list[str]) -> list[dict]:
@@ -262,7 +277,8 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
     batch, limit = settings["batch_size"], settings["eval_limit"]
     scored = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
     twoafc = {s: v[0] for s, v in scored.items()}
-    jnd_scores = {s: _score_jnd(dist, d, n, variants, batch, limit) for s, d in jnd.items()}
+    jnd_scores = _score_jnd(dist, jnd, n, variants, batch, limit) if jnd else {}
+    jnd_pooled = jnd_scores.pop("pooled", None)
     examples = {alias: {"decisions": {s: v[1][i] for s, v in scored.items()}} for i, alias in enumerate(aliases)}
     examples["reference"] = {"judge": {s: d.tensors()["judge"] for s, d in val.items()},
                              "triplets": {s: {k: d.tensors()[k][:SHOWN_TRIPLETS] for k in ("ref", "p0", "p1")}
@@ -275,9 +291,12 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
     rows = []
     for variant in variants:
         rows += _split_rows(variant, {s: v[variant] for s, v in twoafc.items()}, points, aliases)
-        if jnd_scores:  # jnd_map, jnd_map_lin
+        if jnd_scores:  # jnd_map, jnd_map_lin: per split, their mean (LPIPS's), and pooled (the authors')
             rows += _split_rows("jnd_map" + variant[4:], {s: v[variant] for s, v in jnd_scores.items()},
                                 points, aliases)
+        if jnd_pooled:
+            rows += [row(p, a, "jnd_map" + variant[4:], jnd_pooled[variant][i], "pooled")
+                     for i, (p, a) in enumerate(zip(points, aliases))]
     return {"rows": rows, **report, "references": references, "examples": examples,
             "data": {"val_splits": {s: len(d) for s, d in val.items()},
                      "jnd_splits": {s: len(d) for s, d in jnd.items()},

@@ -19,7 +19,7 @@ from ..config import BASELINE, CellConfig
 from ..datasets import SRTestSet, SRTrainSet, degrade, upscale_bicubic
 from ..datasets.sr import resize_crop
 from ..errors import DplError
-from ..metrics import psnr_y, ssim_y
+from ..metrics import authors_sr_scores, psnr_y, ssim_y
 from ..protocol import Deviation
 from ..results import row
 from .points import Task, to_uint8, train_and_test
@@ -55,20 +55,34 @@ PROTOCOL = (
     Deviation(NAME, "hr_size", "288 x 288 (resize + centre crop)", "img_transform(288)", 288, "same"),
     Deviation(NAME, "crop", "-", "-", None, "same (whole 288 px images); offline: random 64 px crops (CPU)"),
     Deviation(NAME, "train_limit", "10k MS-COCO 2014 images", "10k", 10_000, "same; offline: BSDS500 train+test (stand-in)"),
-    Deviation(NAME, "val_images", "-", "a validation split", 100, "a choice: 100 held-out training images pick the best checkpoint"),
+    Deviation(NAME, "val_images", "-", "100 images of MS-COCO val2014 (train.py)", 100,
+              "differs: 100 held-out training images (MS-COCO train2014) pick the best checkpoint; offline 16 BSDS500 photos"),
     Deviation(NAME, "val_crop", "-", "-", None, "same (whole images); offline: centre 96 px crops"),
-    Deviation(NAME, "eval_every", "keep best validation PSNR", "-", 2_000, "a choice: validation every 2,000 steps"),
+    Deviation(NAME, "eval_every", "keep best validation PSNR", "every epoch: 2,500 steps (10k images, batch 4; train.py)",
+              2_000, "differs: every 2,000 steps; offline every 20 of the 60 steps"),
+    Deviation(NAME, "LR input", "Gaussian blur, bicubic x1/4",
+              "PIL Gaussian blur (radius 1) of the full photo, antialiased bicubic resize of its short side to 72, "
+              "centre crop (main_utils.py Super_Resolution_Dataset, img_transform)", None,
+              "differs: the HR crop (288 px) is blurred (sigma 1) and downsampled by bicubic x1/4 without "
+              "antialiasing; ~37 dB PSNR from theirs on a Set5 image"),
     Deviation(NAME, "test_sets", "Set5, Set14, BSD100", "Set5, Set14, BSD100", ["set5", "set14", "bsd100"],
               "same; offline: Set5 only (full-resolution Set14 costs ~7 s per model on this CPU)"),
     Deviation(NAME, "test_sizes", "-", "test images resized to 288 (super_res/test.py)", [None, 288],
               "both reported: full resolution (the field's standard, split 'set5') and the authors' 288 px ('set5@288')"),
     Deviation(NAME, "test_limit", "-", "-", None, "same (all test images)"),
     Deviation(NAME, "channels", "Johnson et al. x4 network", "64 channels (super_res/network.py)", 64, "same; offline 32 (CPU)"),
-    Deviation(NAME, "residual", "-", "tanh output", False,
-              "same; offline: bicubic + a zero-initialised correction, so short trainings start at bicubic quality"),
+    Deviation(NAME, "residual", "-", "last conv -> BatchNorm(3) -> tanh (super_res/network.py ConvLayer)", False,
+              "same (401,865 parameters at 64 channels); offline: bicubic + a zero-initialised correction without the "
+              "batch norm, so short trainings start at bicubic quality"),
+    Deviation(NAME, "parameters", "-", "401,865 (Transform_Network_Super_x4)", None,
+              "same; offline: 32 channels and no output batch norm (rows 'channels', 'residual')"),
     Deviation(NAME, "normalization", "no ImageNet normalisation", "normalize_in=False", "none", "same"),
     Deviation(NAME, "lockstep", "-", "-", True, "how the 4 points train (same numbers either way): together on shared batches"),
     Deviation(NAME, "upsampling", "-", "nearest x2 + 3x3 conv, reflection padding", None, "same"),
+    Deviation(NAME, "metrics", "PSNR and SSIM", "Y-PSNR with torchmetrics (no border crop, data range of the target); "
+              "PSNR / SSIM with scikit-image on the saved PNGs' Y (2 px crop, 7 x 7 uniform window) (super_res/test.py)",
+              None, "both reported: the field's standard (Y of BT.601, 4 px crop, Gaussian-window SSIM: 'psnr', 'ssim') and "
+              "the authors' three, labelled ('psnr_authors_y', 'psnr_authors_png', 'ssim_authors_png')"),
     Deviation(NAME, "precision", "-", "fp32", None, "fp32 evaluation, 8-bit quantised outputs before PSNR/SSIM; bf16 autocast only for CUDA training"),
 )
 
@@ -93,9 +107,11 @@ class TransformNetSR(nn.Module):
     blocks, two x2 nearest-neighbour upsamplings each followed by a 3x3 conv, a 9x9 conv;
     reflection padding, batch norm. Input/output in [0, 1] (N x 3 x h x w -> N x 3 x 4h x 4w).
 
-    ``residual=False``: the output is (tanh + 1) / 2 (the authors'). ``residual=True``: the output
-    is the bicubic upscale plus a correction whose last layer starts at zero, so an untrained
-    model already equals bicubic upscaling (for short CPU trainings).
+    ``residual=False``: the last conv has batch norm too and the output is (tanh + 1) / 2 (the
+    authors': 401,865 parameters at 64 channels). ``residual=True``: the output is the bicubic
+    upscale plus a correction whose last conv (no batch norm, whose running statistics would
+    shift bicubic at test) starts at zero, so an untrained model already equals bicubic
+    upscaling (for short CPU trainings).
     """
 
     def __init__(self, channels: int = 64, blocks: int = 4, residual: bool = False):
@@ -106,7 +122,7 @@ class TransformNetSR(nn.Module):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_conv(channels, channels, 3),
                        nn.BatchNorm2d(channels), nn.ReLU()]
         self.body = nn.Sequential(*layers)
-        self.head = nn.Sequential(*_conv(channels, 3, 9))
+        self.head = nn.Sequential(*_conv(channels, 3, 9), *([] if residual else [nn.BatchNorm2d(3)]))
         self.residual = residual
         if residual:
             nn.init.zeros_(self.head[1].weight)
@@ -115,6 +131,11 @@ class TransformNetSR(nn.Module):
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         out = self.head(self.body(lr))
         return upscale_bicubic(lr, clamp=False) + out if self.residual else (torch.tanh(out) + 1) / 2
+
+
+def generator(settings: dict, dataset: str | None = None) -> TransformNetSR:
+    """The network a budget's settings train (``channels``, ``residual``); any data set."""
+    return TransformNetSR(settings["channels"], residual=settings["residual"])
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
@@ -150,14 +171,18 @@ def test_pairs(test: SRTestSet, size: int | None, limit: int | None) -> list[tup
 def score(upscale, pairs: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device,
           lpips_fn: nn.Module | None = None) -> dict[str, float]:
     """Mean PSNR and SSIM (Y, border 4, 8-bit outputs) of ``upscale(lr) -> sr`` over ``pairs``,
-    and LPIPS (lower is closer) when ``lpips_fn`` is given."""
+    the authors' three measures (:func:`~dpllib.metrics.authors_sr_scores`), and LPIPS (lower is
+    closer) when ``lpips_fn`` is given."""
     out: dict[str, list[float]] = {"psnr": [], "ssim": []}
     with torch.no_grad():
         for lr, hr in pairs:
             lr, hr = lr[None].to(device), hr[None].to(device)
-            sr = quantize(upscale(lr).float())
+            raw = upscale(lr).float().clamp(0, 1)
+            sr = quantize(raw)
             out["psnr"].append(psnr_y(sr, hr, BORDER).item())
             out["ssim"].append(float(ssim_y(sr, hr, BORDER)[0]))
+            for metric, value in authors_sr_scores(raw, hr).items():
+                out.setdefault(metric, []).append(value)
             if lpips_fn is not None:
                 out.setdefault("lpips", []).append(lpips_fn(sr, hr).item())
     return {k: float(np.mean(v)) for k, v in out.items()}
@@ -215,7 +240,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
                   for method, upscale in REFERENCES.items() for split, ps in pairs.items()
                   for metric, value in score(upscale, ps, device).items()]
     lr, hr = example_pair(tests)
-    task = Task(new_model=lambda: TransformNetSR(s["channels"], residual=s["residual"]), n_items=n_train,
+    task = Task(new_model=lambda: generator(s), n_items=n_train,
                 sample=sample, forward=lambda model, b: [model(b["input"])],
                 pixel_loss=lambda outputs, b: F.mse_loss(outputs[0], b["target"]), test=test, validate=validate,
                 normalization=s["normalization"])
@@ -301,4 +326,5 @@ BENCHMARK = Benchmark(
     baseline_label="pixel-MSE training",
     step_cost_overrides={"train_limit": 8, "val_images": 1, "test_limit": 1, "test_sets": ["set5"],
                          "test_sizes": [None], "eval_every": 10_000},
+    model=generator,
 )
