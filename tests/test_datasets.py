@@ -208,8 +208,8 @@ def test_severity_2afc_is_deterministic_and_correct_by_construction(tmp_path, sh
 
 
 def test_equal_mse_2afc_defeats_pixel_distance(tmp_path, shared_data):
-    """Both distortions of a triplet have the same pixel MSE (within 1%), so pixel L2 scores
-    0.5 +- 0.05; the structure-preserving one is the answer; the set is deterministic."""
+    """Both distortions of a triplet have the same pixel MSE (within 0.6%), the larger on each
+    side for half of the triplets, so pixel L2 scores exactly 0.5; the set is deterministic."""
     from dpllib.datasets import make_equal_mse_2afc
     from dpllib.metrics import twoafc_score
 
@@ -222,9 +222,10 @@ def test_equal_mse_2afc_defeats_pixel_distance(tmp_path, shared_data):
         assert torch.equal(t["p1"], TwoAFC(b / "2afc" / "val" / kind).tensors()["p1"])
         ref, p0, p1 = (t[k].double() for k in ("ref", "p0", "p1"))
         d0, d1 = (ref - p0).pow(2).mean((1, 2, 3)), (ref - p1).pow(2).mean((1, 2, 3))
-        assert ((d0 - d1).abs() / torch.minimum(d0, d1)).max() < 0.01
+        relative = (d0 - d1).abs() / torch.minimum(d0, d1)
+        assert relative.max() < 0.006 and relative.min() > 0.0004  # never tied, never far
         scores.append(twoafc_score(d0, d1, t["judge"]))
-    assert abs(np.mean(scores) - 0.5) <= 0.05
+    assert scores == [0.5, 0.5, 0.5]  # the larger MSE falls on each side for half of every grade
 
 
 def test_equal_mse_2afc_is_graded_for_imagenet_features(tmp_path, shared_data):

@@ -162,6 +162,10 @@ MSE_TOLERANCE = 0.01  # relative difference allowed between the two distortions'
 # uncorrelated), one per triplet in turn: its difficulty. The farther image's change is all
 # structural (e = 1), so the closer one is known for every e < 1, and harder to find as e grows.
 GRADES = (0.3, 0.5, 0.7, 0.9)
+# The closer image's MSE is this much (relative) above or below the farther one's, above and below
+# in turn within each grade; with the bisection's quarter of MSE_TOLERANCE it stays on its side,
+# so pixel distance is right on exactly half of the triplets of each grade (n a multiple of 8).
+SIDE_OFFSET = 0.003
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -203,7 +207,7 @@ def _structural(ref: np.ndarray, kind: str, strength: float, rng_seed: int) -> n
 
 def equal_mse_distortion(ref: np.ndarray, target_mse: float, kind: str, seed: int) -> np.ndarray | None:
     """``ref`` (uint8) under the structural change ``kind``, blended with ``ref`` so that its
-    8-bit MSE to ``ref`` is ``target_mse`` within half of MSE_TOLERANCE; None when no strength
+    8-bit MSE to ``ref`` is ``target_mse`` within a quarter of MSE_TOLERANCE; None when no strength
     reaches it."""
     ref_f = ref.astype(np.float64) / 255
     for strength in (1, 2, 4, 8):
@@ -218,7 +222,7 @@ def equal_mse_distortion(ref: np.ndarray, target_mse: float, kind: str, seed: in
 def along(ref: np.ndarray, change: np.ndarray, target_mse: float, most: float) -> np.ndarray | None:
     """``ref`` (uint8) moved along ``change`` (float, [0, 1] units) by the factor in [0, ``most``]
     (bisected) that makes its 8-bit MSE to ``ref`` ``target_mse`` within a quarter of
-    MSE_TOLERANCE; None when no factor reaches half of it."""
+    MSE_TOLERANCE; None when no factor does."""
     ref_f = ref.astype(np.float64) / 255
     lo, hi = 0.0, most
     for _ in range(50):
@@ -228,7 +232,7 @@ def along(ref: np.ndarray, change: np.ndarray, target_mse: float, most: float) -
         if abs(mse - target_mse) <= MSE_TOLERANCE / 4 * target_mse:
             return out
         lo, hi = (factor, hi) if mse < target_mse else (lo, factor)
-    return out if abs(mse - target_mse) <= MSE_TOLERANCE / 2 * target_mse else None
+    return None
 
 
 def graded(ref: np.ndarray, kept: np.ndarray, damaged: np.ndarray, grade: float, target_mse: float) -> np.ndarray | None:
@@ -253,8 +257,8 @@ def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None
     (blur, noise or JPEG, drawn at random, blended with the patch) and a change that is partly
     structure-preserving (a luminance shift, a contrast change, or a 1-2 px translation, mixed
     with the same structural change: its share ``GRADES``, in turn, :func:`graded`), both at the
-    same pixel MSE to the patch (within 1%; the closer one's target is jittered by +-0.4% so neither
-    side is systematically lower). The partly preserving one is the closer one (judge = 1 when it is
+    same pixel MSE to the patch (within 0.6%: the closer one's is 0.05-0.55% larger on half of the
+    triplets of each grade and as much smaller on the other half, so pixel distance scores 0.5). The partly preserving one is the closer one (judge = 1 when it is
     p1): at equal MSE, mean shifts and contrast changes look far closer to the original than
     blur, noise or JPEG (Wang, Bovik, Sheikh, Simoncelli 2004, Fig. 2), a 1-2 px shift is barely
     visible, and it carries less of the structural change. Pixel distance cannot tell the two
@@ -265,7 +269,7 @@ def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None
     if not photos:
         raise DplError("make_equal_mse_2afc needs at least one photo")
     config = {"photos": [p.name for p in photos], "n": n_per_kind, "size": size, "seed": seed,
-              "grades": list(GRADES), "version": 2}
+              "grades": list(GRADES), "side_offset": SIDE_OFFSET, "version": 3}
     tag = f"equalmse2afc-s{seed}-n{n_per_kind}-{size}px"
 
     def write(staging: Path) -> None:
@@ -285,8 +289,9 @@ def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None
                 structural = str(rng.choice(STRUCTURAL))
                 damaged = equal_mse_distortion(ref, target, structural, int(rng.integers(2**31)))
                 grade = GRADES[len(meta[kind]) % len(GRADES)]
-                jitter = 1 + rng.uniform(-0.004, 0.004)
-                kept = None if damaged is None else graded(ref, preserved, damaged, grade, _mse(damaged, ref) * jitter)
+                side = 1 if len(meta[kind]) // len(GRADES) % 2 else -1  # in turn within each grade
+                target_kept = None if damaged is None else _mse(damaged, ref) * (1 + side * SIDE_OFFSET)
+                kept = None if damaged is None else graded(ref, preserved, damaged, grade, target_kept)
                 if kept is None:
                     continue
                 p1_kept = bool(rng.random() < 0.5)
