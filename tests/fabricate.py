@@ -42,10 +42,11 @@ def _examples(bench: str, aliases: list[str]) -> dict:
 
 
 def fabricate_results(folder: Path, seeds=(0, 1), networks=tuple(NETWORKS), weights=("imagenet", "random"),
-                      budget: str = "smoke", datasets: dict | None = None, name: str = "fabricated") -> Path:
+                      budget: str = "smoke", datasets: dict | None = None, name: str = "fabricated",
+                      noise_only: tuple[str, ...] = ()) -> Path:
     """Records of every cell of a preset (written to ``folder/preset.yaml``, and the run's
     manifest beside the records): scores rise with the point index and with ImageNet weights,
-    plus seed noise."""
+    plus seed noise; in the benchmarks ``noise_only`` they are seed noise alone."""
     datasets = datasets or DATASET
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,8 @@ def fabricate_results(folder: Path, seeds=(0, 1), networks=tuple(NETWORKS), weig
                 aliases = [p.alias for p in study] or ["baseline"]
                 rows = []
                 for i, alias in enumerate(aliases):
-                    value = scale * (1 + 0.05 * (w == "imagenet") + 0.02 * i + 0.01 * rng.standard_normal())
+                    order = 0.0 if bench in noise_only else 0.05 * (w == "imagenet") + 0.02 * i
+                    value = scale * (1 + order + 0.01 * rng.standard_normal())
                     for metric in METRICS[bench]:
                         for split in SPLITS[bench]:
                             rows.append({"point": study[i].module if study else None, "alias": alias, "metric": metric,

@@ -103,6 +103,19 @@ def test_analysis_notebooks_run_with_default_parameters(name, fabricated, monkey
     assert not report.error_outputs(nbformat.read(out, as_version=4))
 
 
+@pytest.mark.slow
+def test_a_benchmark_whose_seeds_disagree_ranks_nothing(tmp_path):
+    """Super-resolution scores that are seed noise alone: its chapter says it cannot tell the loss
+    networks apart, with the agreement measured, and marks no loss network as near the best."""
+    run = fabricate_results(tmp_path / "noise", noise_only=("super_resolution",))
+    out = tmp_path / "super_resolution.ipynb"
+    pm.execute_notebook(str(REPO / "notebooks" / "analysis" / "benchmark.ipynb"), str(out), kernel_name="python3",
+                        parameters={"benchmark": "super_resolution", "results_dir": str(run)}, progress_bar=False)
+    text = _chapter_text(out)
+    assert "No ranking: at this budget this benchmark cannot tell the loss networks apart." in text
+    assert "mean Spearman correlation of" in text and "≈ best" not in text
+
+
 def _chapter_text(path, kinds=("text/markdown", "text/html", "image/svg+xml", "text/plain")) -> str:
     """What a reader sees of an executed chapter: its markdown and its outputs of ``kinds``."""
     nb = nbformat.read(path, as_version=4)
