@@ -264,12 +264,12 @@ def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None
     visible, and it carries less of the structural change. Pixel distance cannot tell the two
     apart; the grades make the set neither trivial nor impossible for deep features.
     Layout: ``<out>/2afc/val/<luminance|contrast|translation>/{ref,p0,p1,judge}`` and
-    ``meta.json`` (per triplet: structural kind, grade, MSE of each side).
+    ``meta.json`` (per triplet: structural kind, grade, ``mse_closer``, ``mse_farther``).
     """
     if not photos:
         raise DplError("make_equal_mse_2afc needs at least one photo")
     config = {"photos": [p.name for p in photos], "n": n_per_kind, "size": size, "seed": seed,
-              "grades": list(GRADES), "side_offset": SIDE_OFFSET, "version": 3}
+              "grades": list(GRADES), "side_offset": SIDE_OFFSET, "version": 4}
     tag = f"equalmse2afc-s{seed}-n{n_per_kind}-{size}px"
 
     def write(staging: Path) -> None:
@@ -288,10 +288,12 @@ def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None
                     continue
                 structural = str(rng.choice(STRUCTURAL))
                 damaged = equal_mse_distortion(ref, target, structural, int(rng.integers(2**31)))
+                if damaged is None:
+                    continue
                 grade = GRADES[len(meta[kind]) % len(GRADES)]
                 side = 1 if len(meta[kind]) // len(GRADES) % 2 else -1  # in turn within each grade
-                target_kept = None if damaged is None else _mse(damaged, ref) * (1 + side * SIDE_OFFSET)
-                kept = None if damaged is None else graded(ref, preserved, damaged, grade, target_kept)
+                mse_farther = _mse(damaged, ref)
+                kept = graded(ref, preserved, damaged, grade, mse_farther * (1 + side * SIDE_OFFSET))
                 if kept is None:
                     continue
                 p1_kept = bool(rng.random() < 0.5)
@@ -299,8 +301,8 @@ def make_equal_mse_2afc(photos: list[Path], out: str | os.PathLike | None = None
                 name = f"{len(meta[kind]):06d}"
                 write_triplet(staging / "2afc" / "val" / kind, name, Image.fromarray(ref), Image.fromarray(p0),
                               Image.fromarray(p1), float(p1_kept))
-                meta[kind].append({"structural": structural, "grade": grade, "mse_preserving": _mse(kept, ref),
-                                   "mse_structural": _mse(damaged, ref)})
+                meta[kind].append({"structural": structural, "grade": grade, "mse_closer": _mse(kept, ref),
+                                   "mse_farther": mse_farther})
         (staging / "meta.json").write_text(json.dumps(meta))
 
     return generated_set(Path(out) if out is not None else cache_dir() / "generated" / tag, config, write)

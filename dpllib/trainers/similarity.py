@@ -49,7 +49,8 @@ PROTOCOL = (
               None, "uncalibrated (= baseline) and lin are run; tune and scratch retrain the network itself and are not implemented"),
     Deviation(NAME, "lin calibration", "LPIPS lin", "dropout before the 1x1 conv, default initialisation clamped to >= 0, "
               "per-epoch schedule 1, ..., 1, .8, .6, .4, .2, batches shuffled without replacement (perceptual_metric/experiment.py)",
-              None, "differs: no dropout, channel weights start at 1, per-step linear decay, batches drawn with replacement"),
+              None, "differs: no dropout, channel weights start at 1, constant then linear decay per step (not per epoch), "
+              "batches drawn with replacement"),
     Deviation(NAME, "JND", "JND mAP", "one mAP over both JND val splits pooled (perceptual_metric/experiment.py score_jnd)",
               None, "both reported: the authors' pooled mAP (split 'pooled') and LPIPS's mAP per split with their mean "
               "(split 'mean')"),
