@@ -66,12 +66,19 @@ class FeatureExtractor(nn.Module):
     ``forward(x)`` takes an already normalised N x 3 x H x W batch and returns a list of
     tensors, one per point, in the order given: N x C x h x w maps, and vectors (a global pool,
     a classifier) as N x C x 1 x 1.
+
+    ``follows_mode`` False (default): the network stays in eval mode whatever ``train()`` says
+    (batch norm uses its running statistics; no dropout). True: ``train()`` reaches it as any
+    submodule (batch statistics, running statistics updated, dropout and stochastic depth
+    active), as in the study's segmentation, autoencoder and lin-calibration code. Its weights
+    are frozen either way.
     """
 
-    def __init__(self, model: nn.Module, modules: list[str], source: str = "torchvision"):
+    def __init__(self, model: nn.Module, modules: list[str], source: str = "torchvision", follows_mode: bool = False):
         super().__init__()
         if not modules:
             raise ValueError("FeatureExtractor needs at least one point")
+        self.follows_mode = follows_mode
         self.modules_ = list(modules)
         keys = {m: f"p{i}" for i, m in enumerate(dict.fromkeys(modules))}
         self.keys = [keys[m] for m in modules]
@@ -96,14 +103,15 @@ class FeatureExtractor(nn.Module):
         gm.recompile()
         view = FeatureExtractor.__new__(FeatureExtractor)
         nn.Module.__init__(view)
+        view.follows_mode = self.follows_mode
         view.modules_ = list(modules)
         view.keys = [self.keys[self.modules_.index(m)] for m in modules]
         view.graph_module = gm
-        return view.train(False)
+        return view.train(self.training)
 
     def train(self, mode: bool = True) -> FeatureExtractor:
-        """The loss network always stays in eval mode (batch norm uses running statistics)."""
-        return super().train(False)
+        """Eval mode unless ``follows_mode`` (see the class docstring)."""
+        return super().train(mode and self.follows_mode)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = self.graph_module(x)

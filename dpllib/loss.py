@@ -32,6 +32,7 @@ DISTANCES = ("mse", "l1", "lpips")
 NORMALIZATIONS = ("network", "imagenet", "lpips", "none")
 REDUCTIONS = ("mean", "sum", "none", "map")
 INPUT_RANGES = ((0.0, 1.0), (-1.0, 1.0))
+NETWORK_MODES = ("eval", "train")  # the loss network's mode (see PerceptualLoss)
 # LPIPS's ScalingLayer, applied to inputs in [-1, 1].
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 LPIPS_SCALE = (0.458, 0.448, 0.450)
@@ -158,15 +159,16 @@ def feature_distance(features_x: Sequence[torch.Tensor], features_y: Sequence[to
 def perceptual_distance(x: torch.Tensor, y: torch.Tensor, features: Callable[[torch.Tensor], list[torch.Tensor]],
                         distance: str = "mse", point_weights: Sequence[float] | torch.Tensor | None = None,
                         channel_weights: Sequence[torch.Tensor] | None = None,
-                        reduction: str = "mean") -> torch.Tensor:
+                        reduction: str = "mean", separately: bool = False) -> torch.Tensor:
     """The deep perceptual distance of two N x 3 x H x W batches, already in the network's input
     convention: ``features(images)`` returns each point's N x C x h x w features, and
     :func:`feature_distance` compares them (same ``distance``, ``point_weights``,
-    ``channel_weights`` and ``reduction``). When only one input needs gradients the two
-    batches go through the network separately (backpropagation then skips the other); else
-    together in one pass.
+    ``channel_weights`` and ``reduction``). The two batches go through the network separately
+    when ``separately`` (a network in training mode: each batch its own batch statistics) or
+    when only one needs gradients (backpropagation then skips the other); else together in
+    one pass.
     """
-    if x.requires_grad or y.requires_grad:
+    if separately or x.requires_grad or y.requires_grad:
         fx, fy = features(x), features(y)
     else:
         n = x.shape[0]
@@ -196,11 +198,17 @@ class PerceptualLoss(nn.Module):
         check_inputs: validate shapes, values and range on every call (skipped under
             torch.compile); costs one device sync.
         seed: initialisation seed for ``weights="random"``.
+        network_mode: ``"eval"`` (default): the loss network always runs in eval mode (batch
+            norm's running statistics, no dropout). ``"train"``: it follows this module's
+            ``train()`` / ``eval()`` like any submodule, as in the study's segmentation,
+            autoencoder and lin-calibration code (batch statistics, each input in its own
+            pass; running statistics updated; dropout and stochastic depth active). Weights
+            stay frozen either way; a new loss starts in eval mode.
         channels_last: run the network in channels-last memory format (faster convolutions
             on CPU and on CUDA tensor cores; same numbers to float precision).
 
-    Inputs: two float tensors N x 3 x H x W in ``input_range``. The loss network is frozen and
-    in eval mode; gradients flow to both inputs.
+    Inputs: two float tensors N x 3 x H x W in ``input_range``. The loss network is frozen
+    (and in eval mode unless ``network_mode="train"``); gradients flow to both inputs.
     """
 
     def __init__(
@@ -218,6 +226,7 @@ class PerceptualLoss(nn.Module):
         check_inputs: bool = True,
         seed: int = 0,
         channels_last: bool = True,
+        network_mode: str = "eval",
     ):
         super().__init__()
         points = [points] if isinstance(points, (str, ExtractionPoint)) else list(points)
@@ -226,6 +235,7 @@ class PerceptualLoss(nn.Module):
         _one_of("distance", distance, DISTANCES)
         _one_of("reduction", reduction, REDUCTIONS)
         _one_of("grayscale", grayscale, ("error", "rgb"))
+        _one_of("network_mode", network_mode, NETWORK_MODES)
         input_range = tuple(float(v) for v in input_range)
         if input_range not in INPUT_RANGES:
             raise DplError(f"input_range must be (0, 1) or (-1, 1), got {input_range}")
@@ -246,11 +256,14 @@ class PerceptualLoss(nn.Module):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         self.weights_label = weights_label(weights)
-        self.extractor = FeatureExtractor(model, [p.module for p in self.points], resolve(network)[0])
+        self.network_mode = network_mode
+        self.extractor = FeatureExtractor(model, [p.module for p in self.points], resolve(network)[0],
+                                          follows_mode=network_mode == "train")
         self.channel_weights = nn.ParameterList(
             self._calibration(calibration) if calibration is not None else [])
         self._min_size: int | None = None
         self._truncated: dict[tuple, FeatureExtractor] = {}
+        self.train(False)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -306,7 +319,8 @@ class PerceptualLoss(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = self._checked(x, y)
         return perceptual_distance(self.normalize(x), self.normalize(y), self._features, self.distance,
-                                   self.point_weights, list(self.channel_weights) or None, self.reduction)
+                                   self.point_weights, list(self.channel_weights) or None, self.reduction,
+                                   separately=self.extractor.training)
 
     def _extractor_of(self, points: Sequence[str] | None, device: torch.device) -> FeatureExtractor:
         """The extractor of all points, or a view of it truncated to ``points`` (cached per

@@ -34,10 +34,6 @@ class Deviation:
 COMMON_ROWS: tuple[Deviation, ...] = (
     Deviation("all", "googlenet / inception_v3 input", "-", "children walked in order: transform_input skipped",
               None, "transform_input applied, as torchvision's pretrained builders set it (the weights expect it)"),
-    Deviation("all", "loss network mode", "-", "training mode in segmentation (the model's train() reaches it), the "
-              "autoencoder and lin calibration (Lightning's train()): batch statistics, dropout; eval mode in SR "
-              "(loss_networks.py FeatureExtractor)", None,
-              "differs: eval mode everywhere (running statistics, no dropout); weights frozen in both"),
     Deviation("all", "seeds", "-", "one seed (42), one repetition (each script's default)", None,
               "the paper preset runs three seeds (0, 1, 2), so seed noise is measured; the offline preset two"),
     Deviation("all", "weights", "torchvision IMAGENET1K_V1", "torchvision pretrained=True", None,

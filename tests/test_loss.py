@@ -83,6 +83,36 @@ def test_gradients_reach_the_images_not_the_network():
     assert not loss.extractor.training and not loss.extractor.graph_module.training
 
 
+@pytest.mark.parametrize("network, point, has_batchnorm", [
+    ("resnet18", "layer2", True), ("efficientnet_lite0", "stage4", True), ("vgg11", "relu3_2", False),
+    ("alexnet", "relu5", False)])
+def test_training_mode_changes_the_loss_of_batch_norm_networks_only(network, point, has_batchnorm):
+    """network_mode='train' (the study's segmentation, autoencoder and lin calibration): batch
+    statistics instead of running ones, so the loss of a batch-norm network differs from eval
+    mode's; a network without batch norm (or dropout before the point) gives the same loss.
+    The weights stay frozen either way; eval() brings running statistics back."""
+    torch.manual_seed(0)
+    x, y = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)
+    eval_mode = PerceptualLoss(network, point, weights="random")
+    train_mode = PerceptualLoss(network, point, weights="random", network_mode="train")
+    assert not train_mode.extractor.training  # a new loss starts in eval mode
+    with torch.no_grad():
+        eval_loss = eval_mode.train()(x, y)  # 'eval' ignores train()
+        assert not eval_mode.extractor.training
+        assert torch.equal(train_mode(x, y), eval_loss)
+        before = {k: v.clone() for k, v in train_mode.state_dict().items()}
+        train_loss = train_mode.train()(x, y)
+    assert train_mode.extractor.training and all(not p.requires_grad for p in train_mode.parameters())
+    changed = [k for k, v in train_mode.state_dict().items() if not torch.equal(v, before[k])]
+    if has_batchnorm:
+        assert not torch.allclose(train_loss, eval_loss, rtol=1e-3)
+        assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
+    else:
+        assert torch.allclose(train_loss, eval_loss, rtol=1e-6) and not changed
+    with torch.no_grad():
+        assert torch.equal(train_mode.eval()(x, y), train_mode(x, y)) and not train_mode.extractor.training
+
+
 def test_identical_images_have_zero_distance(photos):
     loss = PerceptualLoss("efficientnet_lite0", ["stem", "stage4"], distance="lpips")
     assert loss(photos["coffee"], photos["coffee"]).item() == pytest.approx(0, abs=1e-7)
@@ -195,6 +225,8 @@ def test_bad_configuration():
         PerceptualLoss("alexnet", "relu1", weights="random", distance="cosine")
     with pytest.raises(DplError, match="input_range"):
         PerceptualLoss("alexnet", "relu1", weights="random", input_range=(0, 255))
+    with pytest.raises(DplError, match="network_mode must be one of"):
+        PerceptualLoss("alexnet", "relu1", weights="random", network_mode="training")
     with pytest.raises(DplError, match="LPIPS's own network"):
         PerceptualLoss("alexnet", "relu1", weights="random", distance="lpips", calibration="lpips")
     with pytest.raises(DplError, match="64 channels"):

@@ -26,18 +26,18 @@ DATASETS = (DataSet("svhn", "SVHN", "study", "real photos of house numbers"),
             DataSet("cifar10", "CIFAR-10", "stand-in", "real photos, 32 px; stand-in for SVHN / STL-10"))
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
-    "smoke": {"steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 32, "lr": 1e-3, "train_split": "train",
+    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 32, "lr": 1e-3, "train_split": "train",
               "train_limit": 500, "test_limit": 200, "pad": "reflect", "normalization": "none",
               "loss_size": None, "val_fraction": 0.0, "eval_every": 0, "patience": None, "probe_epochs": 20,
               "probe_batch": None, "probe_lr": 1e-2, "probe_patience": 5, "probe_loss": "ce",
               "probe_holdout": 0.1, "pca_reference": True, "lockstep": True, "model": "padded"},
-    "offline": {"steps": 60, "epochs": None, "warm_steps": 400, "batch_size": 64, "lr": 1e-3,
+    "offline": {"network_mode": "train", "steps": 60, "epochs": None, "warm_steps": 400, "batch_size": 64, "lr": 1e-3,
                 "train_split": "train", "train_limit": None, "test_limit": 3000, "pad": "reflect",
                 "normalization": "none", "loss_size": None, "val_fraction": 0.0, "eval_every": 0,
                 "patience": None, "probe_epochs": 40, "probe_batch": None, "probe_lr": 1e-2,
                 "probe_patience": 10, "probe_loss": "ce", "probe_holdout": 0.1, "pca_reference": True,
                 "lockstep": True, "model": "padded"},
-    "paper": {"steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3, "train_split": "study",
+    "paper": {"network_mode": "train", "steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3, "train_split": "study",
               "train_limit": None, "test_limit": None, "pad": "reflect", "normalization": "none",
               "loss_size": None, "val_fraction": 0.2, "eval_every": 1, "patience": 10, "probe_epochs": 500,
               "probe_batch": 256, "probe_lr": 1e-3, "probe_patience": 25, "probe_loss": "mse",
@@ -74,6 +74,9 @@ PROTOCOL = (
     Deviation(NAME, "data sets", "SVHN and STL-10", "SVHN (64 px, reflect-padded) or STL-10 (96 px, as is) (experiment.py)",
               None, "differs: the paper preset runs SVHN only (a preset names one data set per benchmark); "
               "STL-10 loads at 96 px and the authors' autoencoder takes it"),
+    Deviation(NAME, "network_mode", "-", "training mode: Lightning's model.train() reaches perceptual_net "
+              "(perceptual_autoencoders/experiment.py): batch statistics; eval mode while validating", "train",
+              "same (offline too); weights frozen"),
     Deviation(NAME, "pca_reference", "-", "-", True, "an addition: the same probes on a 64-component PCA of the pixels, as a reference"),
     Deviation(NAME, "lockstep", "-", "-", True, "how the 4 points train (same numbers either way)"),
     Deviation(NAME, "model", "a 4-layer convolutional autoencoder, z = 64",

@@ -37,20 +37,36 @@ class PointLosses:
     (:class:`~dpllib.PerceptualLoss` and :func:`~dpllib.loss.feature_distance`): one traced
     network; a target's features for all points from one truncated pass (to the deepest point),
     an output's from a pass to its own point only. Inputs are images in [0, 1] (masks as
-    1-channel images)."""
+    1-channel images). ``network_mode`` 'train': the loss network runs in training mode while
+    the models train (``training=True``) and in eval mode when they are validated, as the
+    study's code runs it (see :class:`~dpllib.PerceptualLoss`)."""
 
-    def __init__(self, cfg: CellConfig, points: list[str], normalization: str, device: torch.device):
+    def __init__(self, cfg: CellConfig, points: list[str], normalization: str, device: torch.device,
+                 network_mode: str = "eval"):
         self.points = list(points)
         self.loss = PerceptualLoss(cfg.network, self.points, weights=cfg.weights, seed=cfg.seed, distance="mse",
-                                   normalization=normalization, grayscale="rgb", check_inputs=False).to(device)
+                                   normalization=normalization, grayscale="rgb", check_inputs=False,
+                                   network_mode=network_mode).to(device)
 
-    def target_features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def state_dict(self) -> dict:
+        """The loss network's buffers (batch norm's running statistics, which training mode
+        updates): a resumed fit continues from them."""
+        return {k: v.clone() for k, v in self.loss.named_buffers()}
+
+    def load_state_dict(self, state: dict) -> None:
+        buffers = dict(self.loss.named_buffers())
+        for k, v in state.items():
+            buffers[k].copy_(v)
+
+    def target_features(self, images: torch.Tensor, training: bool = False) -> dict[str, torch.Tensor]:
+        self.loss.train(training)
         with torch.no_grad():
             feats = self.loss.features(images.expand(-1, 3, -1, -1).float())
         return dict(zip(self.points, feats))
 
-    def __call__(self, point: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, point: str, output: torch.Tensor, target: torch.Tensor, training: bool = False) -> torch.Tensor:
         """The feature MSE at ``point`` between ``output`` images and a target's features."""
+        self.loss.train(training)
         features = self.loss.features(output.expand(-1, 3, -1, -1).float(), [point])
         return feature_distance(features, [target], "mse")
 
@@ -83,12 +99,14 @@ class Task:
 
 
 def _loss(task: Task, losses: PointLosses | None, point: str | None, outputs: list[torch.Tensor],
-          batch: dict) -> torch.Tensor:
+          batch: dict, training: bool) -> torch.Tensor:
     """The training loss of one model: the baseline's pixel loss, or the weighted sum of the
-    pixel loss and the feature MSE at ``point`` (averaged over the outputs)."""
+    pixel loss and the feature MSE at ``point`` (averaged over the outputs; ``training``: while
+    the model trains, not validates)."""
     if point is None:
         return task.pixel_loss(outputs, batch)
-    feature = sum(losses(point, task.loss_images(o, batch), batch["features"][point]) for o in outputs) / len(outputs)
+    feature = sum(losses(point, task.loss_images(o, batch), batch["features"][point], training)
+                  for o in outputs) / len(outputs)
     loss = task.feature_weight * feature
     return loss + task.pixel_weight * task.pixel_loss(outputs, batch) if task.pixel_weight else loss
 
@@ -108,7 +126,7 @@ def _trainee(task: Task, losses: PointLosses | None, point: str | None, alias: s
         model.train()
         with autocast(device):
             outputs = task.forward(model, batch)
-        loss = _loss(task, losses, point, [o.float() for o in outputs], batch)
+        loss = _loss(task, losses, point, [o.float() for o in outputs], batch, training=True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -117,7 +135,7 @@ def _trainee(task: Task, losses: PointLosses | None, point: str | None, alias: s
     def batch_loss(net: nn.Module, batch: dict) -> torch.Tensor:
         if losses is not None and point is not None:
             batch = {**batch, "features": losses.target_features(batch["target"])}
-        return _loss(task, losses, point, [o.float() for o in task.forward(net, batch)], batch)
+        return _loss(task, losses, point, [o.float() for o in task.forward(net, batch)], batch, training=False)
 
     validate = (lambda: task.validate(model, batch_loss)) if task.validate is not None else None
     return Trainee(alias, model, optimizer, train_step, validate)
@@ -131,10 +149,10 @@ def _sampler(task: Task, losses: PointLosses | None, settings: dict, seed: int) 
     def batch_at(_step: int) -> dict:
         batch = task.sample(order, generator)
         if losses is not None:
-            batch["features"] = losses.target_features(batch["target"])
+            batch["features"] = losses.target_features(batch["target"], training=True)
         return batch
 
-    return batch_at, [order, *task.resumables]
+    return batch_at, [order, *task.resumables] + ([losses] if losses is not None else [])
 
 
 def warm_start(cfg: CellConfig, settings: dict, task: Task, device: torch.device, progress: bool) -> dict | None:
@@ -181,7 +199,8 @@ def train_points(cfg: CellConfig, settings: dict, task: Task, device: torch.devi
         if todo:
             seed_everything(cfg.seed)
             real = [p for p, _ in todo if p is not None]
-            losses = PointLosses(cfg, real, task.normalization, device) if real else None
+            losses = (PointLosses(cfg, real, task.normalization, device, settings.get("network_mode", "eval"))
+                      if real else None)
             batch_at, resumables = _sampler(task, losses, settings, cfg.seed)
             trainees = [_trainee(task, losses, p, a, cfg.seed, settings["lr"], initial, device) for p, a in todo]
             name = "+".join(a for _, a in todo)

@@ -27,13 +27,13 @@ NAME = "segmentation"
 DATASETS = (DataSet("mass_roads", "Massachusetts Roads", "study", "real aerial photos and road maps"),)
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
-    "smoke": {"steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 2e-3, "size": 224, "crop": 64,
+    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 2e-3, "size": 224, "crop": 64,
               "eval_every": 10, "pos_weight": 5.0, "mask_no_data": True, "k_train": 1, "k_test": 3,
               "select_by": "quality", "lockstep": True},
-    "offline": {"steps": 60, "epochs": None, "warm_steps": 3000, "batch_size": 8, "lr": 1e-3, "size": 750,
+    "offline": {"network_mode": "train", "steps": 60, "epochs": None, "warm_steps": 3000, "batch_size": 8, "lr": 1e-3, "size": 750,
                 "crop": 128, "eval_every": 10, "pos_weight": 4.0, "mask_no_data": True, "k_train": 1,
                 "k_test": 3, "select_by": "quality", "lockstep": True},
-    "paper": {"steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3, "size": 224, "crop": 224,
+    "paper": {"network_mode": "train", "steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3, "size": 224, "crop": 224,
               "eval_every": 1, "pos_weight": 1.0, "mask_no_data": False, "k_train": 1, "k_test": 3,
               "select_by": "bce", "lockstep": True},
 }
@@ -53,6 +53,8 @@ PROTOCOL = (
               "differs: horizontal and vertical flips"),
     Deviation(NAME, "training masks", "-", "binary masks at full resolution, cropped with the image (main.py)", None,
               "differs: masks resized with the image (bilinear) and thresholded at 0.5"),
+    Deviation(NAME, "network_mode", "-", "training mode: topology_net_model.train() reaches the loss network "
+              "(topology_aware_delineation/main.py): batch statistics, dropout", "train", "same (offline too); weights frozen"),
     Deviation(NAME, "eval_every", "-", "every epoch", 1, "same; offline every 10 of the 60 steps"),
     Deviation(NAME, "pos_weight", "BCE", "BCE", 1.0, "same; offline 4 (roads are ~3% of the imaged pixels; short trainings otherwise predict no road)"),
     Deviation(NAME, "mask_no_data", "-", "all pixels", False,

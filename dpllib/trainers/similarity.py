@@ -15,15 +15,15 @@ import torch
 from torch import nn
 
 from ..benchmark import Benchmark, Check, DataSet, Metric, ReferenceFigure
-from ..config import BASELINE, CellConfig, training_steps
+from ..config import BASELINE, CellConfig, steps_per_epoch, training_steps
 from ..datasets import (JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, equal_mse_2afc,
                         severity_2afc)
-from ..loss import PerceptualLoss, feature_distance_map
+from ..loss import PerceptualLoss, feature_distance_map, unit_normalize
 from ..metrics import jnd_map, twoafc_score
 from ..protocol import Deviation
 from ..results import make_record, row
 from .common import CellCheckpoint, alias_of, pick_device, seed_everything
-from .loop import FitCheckpoint, Trainee, fit
+from .loop import BatchOrder, FitCheckpoint, Trainee, fit
 
 
 NAME = "similarity"
@@ -32,9 +32,9 @@ DATASETS = (DataSet("bapps", "BAPPS", "study", "real images, human judgements"),
             DataSet("severity", "severity 2AFC", "sanity", "synthetic answers on real BSDS500 photos; a sanity check"))
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
-    "smoke": {"steps": 20, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 30},
-    "offline": {"steps": 60, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 200},
-    "paper": {"steps": None, "epochs": 10, "batch_size": 256, "lr": 1e-3, "eval_limit": None, "synthetic_n": 500},
+    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 30},
+    "offline": {"network_mode": "train", "steps": 60, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 200},
+    "paper": {"network_mode": "train", "steps": None, "epochs": 10, "batch_size": 256, "lr": 1e-3, "eval_limit": None, "synthetic_n": 500},
 }
 
 PROTOCOL = (
@@ -47,10 +47,15 @@ PROTOCOL = (
     Deviation(NAME, "synthetic_n", "-", "-", 500, "only for the generated 2AFC sets (equal-MSE, severity): triplets per split; offline 200"),
     Deviation(NAME, "variants", "baseline, lin, tune, scratch", "baseline (default), lin, tune, scratch",
               None, "uncalibrated (= baseline) and lin are run; tune and scratch retrain the network itself and are not implemented"),
+    Deviation(NAME, "network_mode", "-", "training mode while lin calibrates: Lightning's train() reaches the loss "
+              "network (batch statistics, running statistics updated and used by the lin scores; dropout); the "
+              "uncalibrated variant never trains (perceptual_metric/experiment.py)", "train",
+              "same (offline too); weights frozen"),
     Deviation(NAME, "lin calibration", "LPIPS lin", "dropout before the 1x1 conv, default initialisation clamped to >= 0, "
               "per-epoch schedule 1, ..., 1, .8, .6, .4, .2, batches shuffled without replacement (perceptual_metric/experiment.py)",
-              None, "differs: no dropout, channel weights start at 1, constant then linear decay per step (not per epoch), "
-              "batches drawn with replacement"),
+              None, "same (LinCalibration, epoch_schedule; LPIPS's own lin is built alike); offline: the schedule's "
+              "epochs are passes over the generated set's 800 training triplets (60 steps of 50: 4 epochs, "
+              "factors 1, 1, 1, .5)"),
     Deviation(NAME, "JND", "JND mAP", "one mAP over both JND val splits pooled (perceptual_metric/experiment.py score_jnd)",
               None, "both reported: the authors' pooled mAP (split 'pooled') and LPIPS's mAP per split with their mean "
               "(split 'mean')"),
@@ -98,14 +103,27 @@ class Distances:
         self.device = device
         if not self.baseline:
             self.loss = PerceptualLoss(cfg.network, cfg.points, weights=cfg.weights, distance="lpips",
-                                       normalization="imagenet", seed=cfg.seed).to(device)
+                                       normalization="imagenet", seed=cfg.seed,
+                                       network_mode=cfg.settings().get("network_mode", "eval")).to(device)
 
-    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, images: torch.Tensor, training: bool = False) -> list[torch.Tensor]:
+        """Each point's features of uint8 images; ``training``: the loss network in training
+        mode when its ``network_mode`` is 'train' (the lin calibration), else eval mode."""
         images = images.to(self.device).float() / 255
         if self.baseline:
             return [images]
+        self.loss.train(training)
         with torch.no_grad():
             return self.loss.features(images)
+
+    def state_dict(self) -> dict:
+        """The loss network's buffers (running statistics a training-mode calibration updates)."""
+        return {} if self.baseline else {k: v.clone() for k, v in self.loss.named_buffers()}
+
+    def load_state_dict(self, state: dict) -> None:
+        buffers = dict(self.loss.named_buffers()) if not self.baseline else {}
+        for k, v in state.items():
+            buffers[k].copy_(v)
 
     def distance(self, a: torch.Tensor, b: torch.Tensor, lin: torch.Tensor | None = None) -> torch.Tensor:
         if self.baseline:
@@ -139,7 +157,7 @@ def _score_2afc(dist: Distances, data: TwoAFC, n_points: int, variants: dict, ba
     n = len(data) if limit is None else min(limit, len(data))
     d = _pair_distances(dist, [t["ref"], t["p0"], t["p1"]], [(0, 1), (0, 2)], variants, batch, n)
     scores = {v: [twoafc_score(d[v, i, 0], d[v, i, 1], t["judge"][:n]) for i in range(n_points)] for v in variants}
-    return scores, [d["2afc", i, 0] < d["2afc", i, 1] for i in range(n_points)]
+    return scores, [d["2afc", i, 0] < d["2afc", i, 1] for i in range(n_points)] if "2afc" in variants else []
 
 
 def ssim_2afc(data: TwoAFC) -> float:
@@ -186,28 +204,42 @@ def _split_rows(metric: str, per_split: dict[str, list[float]], points: list[str
 
 
 class LinCalibration(nn.Module):
-    """LPIPS 'lin' for several points: non-negative channel weights per point, each scored by
-    its own ranking network."""
+    """LPIPS 'lin' for several points, built as LPIPS and the study's code build it: per point,
+    dropout (p = 0.5) on the squared differences of unit-normalised features, then channel
+    weights (a bias-free 1 x 1 convolution with PyTorch's default initialisation, clamped to
+    >= 0 during training), a spatial mean; each point scored by its own ranking network."""
 
     def __init__(self, channels: list[int]):
         super().__init__()
-        self.lins = nn.ParameterList(nn.Parameter(torch.ones(1, c, 1, 1)) for c in channels)
+        self.lins = nn.ParameterList(nn.Conv2d(c, 1, 1, bias=False).weight for c in channels)  # 1 x C x 1 x 1
+        self.dropout = nn.Dropout(0.5)
         self.rankers = nn.ModuleList(RankingNet() for _ in channels)
+
+    def distance(self, point: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """N distances of two N x C x h x w feature batches at ``point`` (dropout in training)."""
+        diff = (unit_normalize(a.float()) - unit_normalize(b.float())).pow(2)
+        return (self.dropout(diff) * self.lins[point]).sum(dim=1).mean(dim=(1, 2))
+
+    def clamp_(self) -> None:
+        """Channel weights to >= 0 (through ``.data``, as the study's Lightning hook does)."""
+        for w in self.lins:
+            w.data = w.data.clamp(min=0)
 
 
 class TripletSampler:
-    """Random triplet batches (with replacement) drawn across several 2AFC sets; resumable."""
+    """Triplet batches across several 2AFC sets, shuffled each epoch and drawn without
+    replacement (the last incomplete batch of an epoch is skipped); resumable."""
 
     def __init__(self, sets: list[TwoAFC], batch: int, generator: torch.Generator):
         self.tensors = [d.tensors() for d in sets]
         sizes = torch.tensor([len(d) for d in sets])
-        self.total, self.batch, self.generator = int(sizes.sum()), batch, generator
+        self.total, self.batch = int(sizes.sum()), batch
         self.offsets = torch.cumsum(sizes, 0) - sizes
+        self.order = BatchOrder(self.total, batch, generator)
 
     def __call__(self, _step: int) -> dict[str, torch.Tensor]:
-        idx = torch.randint(0, self.total, (self.batch,), generator=self.generator)
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("ref", "p0", "p1", "judge")}
-        for j in idx.tolist():
+        for j in self.order().tolist():
             d = int(torch.searchsorted(self.offsets, torch.tensor(j), right=True)) - 1
             local = j - int(self.offsets[d])
             for k in parts:
@@ -215,48 +247,65 @@ class TripletSampler:
         return {k: torch.stack(v) for k, v in parts.items()}
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return self.order.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        self.order.load_state_dict(state)
+
+
+def epoch_schedule(epoch: int, epochs: int) -> float:
+    """The study's learning-rate factor of ``epoch`` (0-based) of ``epochs``: 1 for the first
+    half, then down by 1 / (the second half's epochs) per epoch: 1, 1, 1, 1, 1, 1, .8, .6, .4,
+    .2 for 10 epochs (Lightning's ConstantLR then LinearLR, stepped per epoch)."""
+    half = epochs // 2
+    return 1.0 if epoch < half else 1.0 - (epoch - half) / max(1, epochs - half)
 
 
 def train_lin(dist: Distances, train: list[TwoAFC], settings: dict, gen: torch.Generator,
               progress: bool = True, checkpoint: FitCheckpoint | None = None) -> tuple[list[torch.Tensor], dict]:
-    """LPIPS 'lin': non-negative channel weights per point, trained through a ranking net
-    (BCE against judge), Adam(lr, betas=(0.5, 0.999)), weights clamped >= 0 after each step,
-    constant learning rate for half the steps, then linear decay to 0 (as LPIPS).
-    Returns the weights per point and the fit report."""
+    """LPIPS 'lin' as the study's code trains it (:class:`LinCalibration`): a ranking net per
+    point on BCE against the judgement, Adam(lr, betas=(0.5, 0.999)), the learning-rate factor
+    of :func:`epoch_schedule`, triplets shuffled without replacement; the channel weights are
+    clamped to >= 0 after each forward pass and before its backward pass (where Lightning's
+    ``on_before_zero_grad`` clamps them), so the last step's weights are kept as they are. In
+    training mode (``network_mode`` 'train') each distance's two images go through the loss
+    network in passes of their own (the reference twice), as in their code. Returns the
+    weights per point and the fit report."""
     device = dist.device
     calibration = LinCalibration([p.channels for p in dist.loss.points]).to(device)
     opt = torch.optim.Adam(calibration.parameters(), lr=settings["lr"], betas=(0.5, 0.999))
     sampler = TripletSampler(train, settings["batch_size"], gen)
-    steps = training_steps(settings, sampler.total)
-    decay_from = steps // 2
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 1.0 if s < decay_from else max(0.0, (steps - s) / (steps - decay_from)))
+    steps, per_epoch = training_steps(settings, sampler.total), steps_per_epoch(settings, sampler.total)
+    epochs = -(-steps // per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: epoch_schedule(s // per_epoch, epochs))
     bce = nn.BCELoss()
+    separately = dist.loss.network_mode == "train"
 
     def train_step(b: dict[str, torch.Tensor]) -> float:
+        calibration.train()
         k = len(b["judge"])
-        feats = dist.features(torch.cat([b["ref"], b["p0"], b["p1"]]))
+        if separately:
+            pairs = [(dist.features(b["ref"], True), dist.features(b["p0"], True)),
+                     (dist.features(b["ref"], True), dist.features(b["p1"], True))]
+        else:
+            feats = dist.features(torch.cat([b["ref"], b["p0"], b["p1"]]))
+            pairs = [([f[:k] for f in feats], [f[k:2 * k] for f in feats]),
+                     ([f[:k] for f in feats], [f[2 * k:] for f in feats])]
         judge = b["judge"].to(device).float()
         loss = 0.0
-        for f, lin, ranker in zip(feats, calibration.lins, calibration.rankers):
-            d0 = dist.distance(f[:k], f[k:2 * k], lin)
-            d1 = dist.distance(f[:k], f[2 * k:], lin)
+        for i, ranker in enumerate(calibration.rankers):
+            d0, d1 = (calibration.distance(i, x[i], y[i]) for x, y in pairs)
             loss = loss + bce(ranker(d0, d1).clamp(1e-6, 1 - 1e-6), judge)
+        calibration.clamp_()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        with torch.no_grad():
-            for w in calibration.lins:
-                w.clamp_(min=0)
-        return loss.item() / len(feats)
+        return loss.item() / len(calibration.rankers)
 
     report = fit([Trainee("lin", calibration, opt, train_step, scheduler=sched)], sampler, steps, "lin calibration",
-                 progress=progress, checkpoint=checkpoint, resumables=[sampler])["lin"]
+                 progress=progress, checkpoint=checkpoint, resumables=[sampler, dist])["lin"]
+    calibration.eval()
     return [w.detach() for w in calibration.lins], report
 
 
@@ -270,15 +319,24 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
     n = len(points)
     aliases = [alias_of(cfg.network, p) for p in points]
     variants = {"2afc": None}
+    batch, limit = settings["batch_size"], settings["eval_limit"]
+    # uncalibrated first, with the network as loaded; lin after calibrating it (a training-mode
+    # calibration updates the network's running statistics, which the lin scores then use, as
+    # in the study's code, while its uncalibrated metric never trains)
+    scored = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
+    jnd_scores = _score_jnd(dist, jnd, n, variants, batch, limit) if jnd else {}
     report: dict = {"loss_curve": {}}
     if not dist.baseline:
-        variants["2afc_lin"], fitted = train_lin(dist, train, settings, gen, progress,
-                                                 checkpoint.fit("lin") if checkpoint is not None else None)
+        lin = {"2afc_lin": None}
+        lin["2afc_lin"], fitted = train_lin(dist, train, settings, gen, progress,
+                                            checkpoint.fit("lin") if checkpoint is not None else None)
         report = {key: {"lin": value} for key, value in fitted.items()}  # one record shape: per trained model
-    batch, limit = settings["batch_size"], settings["eval_limit"]
-    scored = {s: _score_2afc(dist, d, n, variants, batch, limit) for s, d in val.items()}
+        for s_, d in val.items():
+            scored[s_][0].update(_score_2afc(dist, d, n, lin, batch, limit)[0])
+        for s_, v in (_score_jnd(dist, jnd, n, lin, batch, limit) if jnd else {}).items():
+            jnd_scores[s_].update(v)
+        variants.update(lin)
     twoafc = {s: v[0] for s, v in scored.items()}
-    jnd_scores = _score_jnd(dist, jnd, n, variants, batch, limit) if jnd else {}
     jnd_pooled = jnd_scores.pop("pooled", None)
     examples = {alias: {"decisions": {s: v[1][i] for s, v in scored.items()}} for i, alias in enumerate(aliases)}
     examples["reference"] = {"judge": {s: d.tensors()["judge"] for s, d in val.items()},

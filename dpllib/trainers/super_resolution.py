@@ -31,15 +31,15 @@ BORDER = 4
 
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
-    "smoke": {"steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3, "hr_size": 96, "crop": 64,
+    "smoke": {"network_mode": "eval", "steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3, "hr_size": 96, "crop": 64,
               "train_limit": 16, "val_images": 4, "val_crop": 64, "eval_every": 10, "test_sets": ["set5"],
               "test_sizes": [None], "test_limit": 2, "channels": 16, "residual": True, "normalization": "none",
               "lockstep": True},
-    "offline": {"steps": 60, "epochs": None, "warm_steps": 300, "batch_size": 4, "lr": 1e-4, "hr_size": 288,
+    "offline": {"network_mode": "eval", "steps": 60, "epochs": None, "warm_steps": 300, "batch_size": 4, "lr": 1e-4, "hr_size": 288,
                 "crop": 64, "train_limit": 384, "val_images": 16, "val_crop": 96, "eval_every": 20,
                 "test_sets": ["set5"], "test_sizes": [None], "test_limit": None, "channels": 32,
                 "residual": True, "normalization": "none", "lockstep": True},
-    "paper": {"steps": 200_000, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3, "hr_size": 288,
+    "paper": {"network_mode": "eval", "steps": 200_000, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3, "hr_size": 288,
               "crop": None,
               "train_limit": 10_000, "val_images": 100, "val_crop": None, "eval_every": 2_000,
               "test_sets": ["set5", "set14", "bsd100"], "test_sizes": [None, 288], "test_limit": None,
@@ -47,6 +47,8 @@ BUDGETS = {
 }
 
 PROTOCOL = (
+    Deviation(NAME, "network_mode", "-", "eval mode: the loss network is not a submodule of the trained generator "
+              "(super_res/train.py, loss_networks.py FeatureExtractor calls eval())", "eval", "same"),
     Deviation(NAME, "steps", "200k iterations", "200k", 200_000, "same; offline: 60 fine-tuning steps after the warm start"),
     Deviation(NAME, "epochs", "-", "-", None, "unused (a step budget)"),
     Deviation(NAME, "warm_steps", "-", "-", 0, "same (none); offline: 300 pixel-MSE steps shared by all models of a seed, so 60 feature-loss steps start from a working model"),
