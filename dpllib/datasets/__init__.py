@@ -4,13 +4,13 @@ from .autoencoding import autoencoder_dataset
 from .bapps import JND, JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd
 from .core import DATASETS, DecodeCache, DatasetSpec, RemoteFile, dataset_path, read_image
 from .roads import MassRoads, road_files
-from .sr import SRTestSet, SRTrainSet, degrade, gaussian_blur, upscale_bicubic
+from .sr import SRTestSet, SRTrainSet, full_resolution_pair, training_pair, upscale_bicubic
 from .synthetic import (PRESERVING, SEVERITY_DISTORTIONS, STRUCTURAL, equal_mse_2afc, make_equal_mse_2afc,
                         make_severity_2afc, severity_2afc)
 
 __all__ = [
     "DATASETS", "DatasetSpec", "DecodeCache", "JND", "JND_VAL", "MassRoads", "RemoteFile",
     "SEVERITY_DISTORTIONS", "SRTestSet", "SRTrainSet", "TWOAFC_TRAIN", "TWOAFC_VAL", "TwoAFC",
-    "autoencoder_dataset", "bapps_2afc", "bapps_jnd", "dataset_path", "degrade", "gaussian_blur",
+    "autoencoder_dataset", "bapps_2afc", "bapps_jnd", "dataset_path", "full_resolution_pair", "training_pair",
     "make_severity_2afc", "read_image", "PRESERVING", "STRUCTURAL", "equal_mse_2afc", "make_equal_mse_2afc", "road_files", "severity_2afc", "upscale_bicubic",
 ]

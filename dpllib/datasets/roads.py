@@ -99,10 +99,12 @@ class MassRoads:
         return tuple(self.images.shape[-2:])
 
     def crops(self, idx: torch.Tensor, crop: int, generator: torch.Generator,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """Random ``crop`` x ``crop`` crops of the items ``idx`` with random horizontal and
-        vertical flips, drawn from ``generator``: (images N x 3 x c x c in [0, 1], masks
-        N x 1 x c x c in {0, 1})."""
+              device: torch.device | str = "cpu", flips: str = "horizontal") -> tuple[torch.Tensor, torch.Tensor]:
+        """Random ``crop`` x ``crop`` crops of the items ``idx`` with random flips (``flips``
+        'horizontal', as the study's code, or 'both': horizontal and vertical), drawn from
+        ``generator``: (images N x 3 x c x c in [0, 1], masks N x 1 x c x c in {0, 1})."""
+        if flips not in ("horizontal", "both"):
+            raise DplError(f"flips must be 'horizontal' or 'both', got {flips!r}")
         h, w = self.size
         if crop > min(h, w):
             raise DplError(f"crop {crop} is larger than the resized images {(h, w)}; lower the crop or raise the size")
@@ -112,7 +114,7 @@ class MassRoads:
             top, left = a % (h - crop + 1), b % (w - crop + 1)
             img = self.images[i, :, top:top + crop, left:left + crop]
             mask = self.masks[i, :, top:top + crop, left:left + crop]
-            dims = [d for d, flip in ((-1, flip_h % 2), (-2, flip_v % 2)) if flip]
+            dims = [d for d, flip in ((-1, flip_h % 2), (-2, flip_v % 2 and flips == "both")) if flip]
             if dims:
                 img, mask = img.flip(dims), mask.flip(dims)
             images.append(img)

@@ -1,45 +1,76 @@
-"""Super-resolution x4 data (Johnson et al. 2016 as the study sets it up).
+"""Super-resolution x4 data, made as the study's code makes it (super_res/main_utils.py).
 
-HR: resize the short side to 288, centre crop 288 x 288 (training); test images are cropped to
-a multiple of 4. LR: Gaussian blur (sigma 1) then bicubic downsampling x4 (288 -> 72).
+Training: HR = the photo's short side resized to 288 (bilinear, antialiased), centre crop
+288 x 288; LR = the photo blurred (PIL Gaussian blur, radius 1), its short side resized to 72
+(bicubic, antialiased), centre crop 72 x 72; both 8-bit. Test images at full resolution: HR
+cropped to a multiple of 4; LR = the photo blurred, cropped alike and resized by 1/4 (bicubic,
+antialiased). All resizing is PIL's, as torchvision's transforms do it on PIL images.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import random
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
 from ..errors import DplError
-from .core import DecodeCache, dataset_path, list_images, read_image, to_tensor
+from .core import DecodeCache, dataset_path, list_images, read_image
 
 SCALE = 4
 HR_SIZE = 288
+BLUR_RADIUS = 1  # PIL ImageFilter.GaussianBlur radius (= sigma) of the LR images
 TEST_SETS = {"set5": ("set5", "."), "set14": ("set14", "."), "bsd100": ("bsds500", "images/val")}
 TRAIN_SOURCES = ("coco", "bsds500")
 
 
-def gaussian_blur(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """Separable Gaussian blur of N x C x H x W images (kernel radius 3 sigma, reflect padding)."""
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+def _resize_short_side_crop(image: Image.Image, size: int, resample: int) -> Image.Image:
+    """torchvision's Resize(size) then CenterCrop(size) on a PIL image: the short side to
+    ``size``, the long side to int(size * long / short), the centre ``size`` x ``size``."""
+    w, h = image.size
+    if w <= h:
+        image = image.resize((size, int(size * h / w)), resample)
+    else:
+        image = image.resize((int(size * w / h), size), resample)
+    w, h = image.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
 
 
-def degrade(hr: torch.Tensor, scale: int = SCALE, sigma: float = 1.0) -> torch.Tensor:
-    """The study's LR from HR (N x 3 x H x W in [0, 1], H and W multiples of ``scale``)."""
-    blurred = gaussian_blur(hr, sigma)
-    lr = F.interpolate(blurred, scale_factor=1 / scale, mode="bicubic", align_corners=False)
-    return lr.clamp(0, 1)
+def _uint8(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+LR_PIPELINES = ("authors", "aligned")
+
+
+def training_pair(photo: np.ndarray, hr_size: int = HR_SIZE, pipeline: str = "authors") -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR 3 x s x s, HR 3 x S x S) uint8 of an H x W x 3 uint8 photo, s = S / 4. ``pipeline``
+    'authors': the study's way (module docstring): LR and HR are resized from the photo
+    separately, so they can be off by a pixel or two and in scale by up to ~1%. 'aligned': the
+    same blur and resize applied to the HR image itself (LR = HR blurred, resized to s)."""
+    if pipeline not in LR_PIPELINES:
+        raise DplError(f"the SR LR pipeline must be one of {LR_PIPELINES}, got {pipeline!r}")
+    image = Image.fromarray(photo)
+    hr = _resize_short_side_crop(image, hr_size, Image.BILINEAR)
+    small = hr_size // SCALE
+    if pipeline == "aligned":
+        lr = hr.filter(ImageFilter.GaussianBlur(BLUR_RADIUS)).resize((small, small), Image.BICUBIC)
+    else:
+        lr = _resize_short_side_crop(image.filter(ImageFilter.GaussianBlur(BLUR_RADIUS)), small, Image.BICUBIC)
+    return _uint8(lr), _uint8(hr)
+
+
+def full_resolution_pair(photo: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR, HR) uint8 of a whole H x W x 3 photo: HR cropped to a multiple of 4, LR its blurred
+    copy cropped alike and resized by 1/4 (bicubic, antialiased)."""
+    h, w = (s - s % SCALE for s in photo.shape[:2])
+    blurred = Image.fromarray(photo).filter(ImageFilter.GaussianBlur(BLUR_RADIUS)).crop((0, 0, w, h))
+    return _uint8(blurred.resize((w // SCALE, h // SCALE), Image.BICUBIC)), torch.from_numpy(photo[:h, :w].copy()).permute(2, 0, 1)
 
 
 def upscale_bicubic(lr: torch.Tensor, scale: int = SCALE, clamp: bool = True) -> torch.Tensor:
@@ -49,27 +80,25 @@ def upscale_bicubic(lr: torch.Tensor, scale: int = SCALE, clamp: bool = True) ->
     return up.clamp(0, 1) if clamp else up
 
 
-def resize_crop(img: torch.Tensor, size: int, resize: bool = True) -> torch.Tensor:
-    """A 3 x H x W image in [0, 1] with its short side resized to ``size`` (bicubic, antialiased;
-    skipped when ``resize`` is False), then centre-cropped to ``size`` x ``size``."""
-    h, w = img.shape[-2:]
-    if resize:
-        s = size / min(h, w)
-        h, w = max(size, round(h * s)), max(size, round(w * s))
-        img = F.interpolate(img[None], size=(h, w), mode="bicubic", antialias=True, align_corners=False)[0]
-    top, left = (h - size) // 2, (w - size) // 2
-    return img[:, top:top + size, left:left + size].clamp(0, 1)
+def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre ``hr_size`` px of HR (... x H x W) and the LR pixels under it (top and left
+    rounded down to a multiple of 4)."""
+    h, w = hr.shape[-2:]
+    top, left = (h - hr_size) // 2 // SCALE * SCALE, (w - hr_size) // 2 // SCALE * SCALE
+    small = hr_size // SCALE
+    return (lr[..., top // SCALE:top // SCALE + small, left // SCALE:left // SCALE + small],
+            hr[..., top:top + hr_size, left:left + hr_size])
 
 
 class SRTrainSet(Dataset):
-    """Training pairs (lr 3 x 72 x 72, hr 3 x 288 x 288) in [0, 1].
+    """Training pairs (lr 3 x 72 x 72, hr 3 x 288 x 288) in [0, 1] (:func:`training_pair`).
 
     source 'coco': the study's seeded subset (``limit`` images, default 10,000) of MS-COCO
     2014 train; 'bsds500': BSDS500 train+test (400 photos), the offline stand-in.
     """
 
     def __init__(self, source: str = "coco", root: str | os.PathLike | None = None,
-                 limit: int | None = None, seed: int = 0, hr_size: int = HR_SIZE):
+                 limit: int | None = None, seed: int = 0, hr_size: int = HR_SIZE, pipeline: str = "authors"):
         if source not in TRAIN_SOURCES:
             raise DplError(f"SR training source must be one of {TRAIN_SOURCES}, got {source!r}")
         if source == "coco":
@@ -84,22 +113,23 @@ class SRTrainSet(Dataset):
         self.files = files
 
         def build():
-            hr = torch.stack([resize_crop(to_tensor(read_image(p)), hr_size) for p in files])
-            return {"hr": (hr * 255).round().byte()}
+            pairs = [training_pair(read_image(p), hr_size, pipeline) for p in files]
+            return {"lr": torch.stack([lr for lr, _ in pairs]), "hr": torch.stack([hr for _, hr in pairs])}
 
-        self.hr = DecodeCache().get(files, f"sr-train:{hr_size}", build)["hr"]
+        data = DecodeCache().get(files, f"sr-train-{pipeline}:{hr_size}", build)
+        self.lr, self.hr = data["lr"], data["hr"]  # uint8
 
     def __len__(self) -> int:
         return len(self.hr)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        hr = self.hr[i].float() / 255
-        return degrade(hr[None])[0], hr
+        return self.lr[i].float() / 255, self.hr[i].float() / 255
 
 
 class SRTestSet(Dataset):
-    """Test pairs for 'set5', 'set14' or 'bsd100': (lr, hr), full images of varying size
-    (HR cropped to a multiple of 4; grayscale images repeated to RGB)."""
+    """Test pairs for 'set5', 'set14' or 'bsd100': (lr, hr) in [0, 1], full images of varying
+    size (:func:`full_resolution_pair`; grayscale images repeated to RGB); ``pairs(288)``: the
+    study's test transform instead (:func:`training_pair`)."""
 
     def __init__(self, name: str, root: str | os.PathLike | None = None):
         if name not in TEST_SETS:
@@ -111,17 +141,24 @@ class SRTestSet(Dataset):
         def build():
             out = {}
             for i, p in enumerate(self.files):
-                hr = to_tensor(read_image(p))
-                h, w = (s - s % SCALE for s in hr.shape[-2:])
-                out[f"hr{i}"] = (hr[:, :h, :w] * 255).round().byte()
+                photo = read_image(p)
+                out[f"lr{i}"], out[f"hr{i}"] = full_resolution_pair(photo)
+                out[f"lr{i}@{HR_SIZE}"], out[f"hr{i}@{HR_SIZE}"] = training_pair(photo, HR_SIZE)
             return out
 
-        data = DecodeCache().get(self.files, "sr-test", build)
-        self.hr = [data[f"hr{i}"] for i in range(len(self.files))]
+        self.data = DecodeCache().get(self.files, "sr-test-authors", build)
 
     def __len__(self) -> int:
-        return len(self.hr)
+        return len(self.files)
+
+    def pairs(self, size: int | None = None, limit: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``limit`` (None: all) (lr, hr) pairs in [0, 1]: full resolution (``size``
+        None) or the study's test transform (``size`` 288)."""
+        if size not in (None, HR_SIZE):
+            raise DplError(f"SR test pairs are at full resolution (None) or {HR_SIZE} px, got {size!r}")
+        tag = "" if size is None else f"@{size}"
+        n = len(self) if limit is None else min(limit, len(self))
+        return [(self.data[f"lr{i}{tag}"].float() / 255, self.data[f"hr{i}{tag}"].float() / 255) for i in range(n)]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        hr = self.hr[i].float() / 255
-        return degrade(hr[None])[0], hr
+        return self.data[f"lr{i}"].float() / 255, self.data[f"hr{i}"].float() / 255

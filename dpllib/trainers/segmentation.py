@@ -27,13 +27,13 @@ NAME = "segmentation"
 DATASETS = (DataSet("mass_roads", "Massachusetts Roads", "study", "real aerial photos and road maps"),)
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
-    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 2e-3, "size": 224, "crop": 64,
+    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 2e-3, "size": 224, "train_size": 224, "crop": 64, "flips": "horizontal",
               "eval_every": 10, "pos_weight": 5.0, "mask_no_data": True, "k_train": 1, "k_test": 3,
               "select_by": "quality", "lockstep": True},
     "offline": {"network_mode": "train", "steps": 60, "epochs": None, "warm_steps": 3000, "batch_size": 8, "lr": 1e-3, "size": 750,
-                "crop": 128, "eval_every": 10, "pos_weight": 4.0, "mask_no_data": True, "k_train": 1,
+                "train_size": 750, "crop": 128, "flips": "horizontal", "eval_every": 10, "pos_weight": 4.0, "mask_no_data": True, "k_train": 1,
                 "k_test": 3, "select_by": "quality", "lockstep": True},
-    "paper": {"network_mode": "train", "steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3, "size": 224, "crop": 224,
+    "paper": {"network_mode": "train", "steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3, "size": 224, "train_size": None, "crop": 224, "flips": "horizontal",
               "eval_every": 1, "pos_weight": 1.0, "mask_no_data": False, "k_train": 1, "k_test": 3,
               "select_by": "bce", "lockstep": True},
 }
@@ -44,15 +44,16 @@ PROTOCOL = (
     Deviation(NAME, "warm_steps", "-", "-", 0, "same (none); offline: 3,000 BCE steps shared by all models of a seed (validated before fine-tuning: split 'warm_start')"),
     Deviation(NAME, "batch_size", "8", "8", 8, "same"),
     Deviation(NAME, "lr", "Adam 1e-3", "1e-3", 1e-3, "same"),
-    Deviation(NAME, "size", "short side resized to 224", "train: crops of full-resolution images; test: resized to 224 (topology_aware_delineation/main.py, test.py)",
-              224, "224 for training and test (the paper's text; the authors' code trains and tests at different scales); offline 750 (roads stay 3-4 px wide)"),
+    Deviation(NAME, "size", "short side resized to 224", "validation and test images resized to 224 (topology_aware_delineation/main.py, test.py)",
+              224, "same (validation and test; training: row 'train_size'); offline 750 (roads stay 3-4 px wide)"),
     Deviation(NAME, "crop", "random 224 crops with flips", "random 224 crops of the full-resolution tiles (main.py)", 224,
-              "differs: the paper budget resizes the tiles to 224 first, so its 224 crops see whole (resized) tiles; "
-              "offline: 128 px crops of 750 px tiles"),
-    Deviation(NAME, "flips", "with flips", "horizontal flips only (main.py)", None,
-              "differs: horizontal and vertical flips"),
+              "same; offline: 128 px crops of 750 px tiles"),
+    Deviation(NAME, "flips", "with flips", "horizontal flips only (main.py)", "horizontal", "same (offline too)"),
+    Deviation(NAME, "train_size", "short side resized to 224", "training crops of the full-resolution (1500 px) tiles (main.py)",
+              None, "same (None: full resolution); offline 750, the test's scale (the 60 fine-tuning steps learn "
+              "at the scale they are tested at)"),
     Deviation(NAME, "training masks", "-", "binary masks at full resolution, cropped with the image (main.py)", None,
-              "differs: masks resized with the image (bilinear) and thresholded at 0.5"),
+              "same (train_size None); offline: masks resized with the image to 750 px (bilinear), thresholded at 0.5"),
     Deviation(NAME, "network_mode", "-", "training mode: topology_net_model.train() reaches the loss network "
               "(topology_aware_delineation/main.py): batch statistics, dropout", "train", "same (offline too); weights frozen"),
     Deviation(NAME, "eval_every", "-", "every epoch", 1, "same; offline every 10 of the 60 steps"),
@@ -161,13 +162,13 @@ def scores(prob: torch.Tensor, data: MassRoads, mask_no_data: bool,
 
 def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Task, dict]:
     s = settings
-    train, val, test_set = (MassRoads(split, cfg.data_root, size=s["size"], seed=cfg.seed)
-                            for split in ("train", "val", "test"))
+    train = MassRoads("train", cfg.data_root, size=s["train_size"], seed=cfg.seed)
+    val, test_set = (MassRoads(split, cfg.data_root, size=s["size"], seed=cfg.seed) for split in ("val", "test"))
     pos_weight = torch.tensor(float(s["pos_weight"]), device=device)
     train.images, train.masks = train.images.to(device), train.masks.to(device)  # resident: crops on the device
 
     def sample(order, generator) -> dict:
-        image, mask = train.crops(order(), s["crop"], generator, device)
+        image, mask = train.crops(order(), s["crop"], generator, device, s["flips"])
         valid = imaged(image).float() if s["mask_no_data"] else torch.ones_like(mask)
         # the loss network sees no roads where no image is (both sides masked alike)
         return {"image": image, "mask": mask, "valid": valid, "target": mask * valid}
