@@ -175,3 +175,22 @@ def test_imagenet_features_beat_pixel_distance_at_equal_mse():
     base, _ = similarity.run(cfg("similarity", network="baseline", points=[], overrides={"synthetic_n": 40}),
                              progress=False)
     assert _value(rec, "2afc", "mean", "stage4") > 0.7 > _value(base, "2afc", "mean") + 0.1
+
+
+@pytest.mark.parametrize("probe", [{"probe_input": "raw", "probe_activation": "leaky_relu", "probe_select_by": "loss",
+                                    "probe_loss": "mse"},
+                                   {"probe_input": "standardised", "probe_activation": "relu",
+                                    "probe_select_by": "accuracy", "probe_loss": "ce"}])
+def test_probes_learn_a_known_separable_embedding(probe):
+    """The authors' probes (raw embeddings, LeakyReLU, checkpoint on validation MSE) and the
+    alternative both find three classes that differ in one direction of a 16-d embedding
+    (far above chance, 1/3); unknown settings are errors."""
+    generator = torch.Generator().manual_seed(0)
+    y = torch.arange(600) % 3
+    z = torch.randn(600, 16, generator=generator) * 0.5
+    z[:, 3] += 3.0 * y  # class means 3 apart along one axis
+    settings = {**autoencoding.BUDGETS["paper"], **probe, "probe_epochs": 60, "probe_batch": 64, "probe_lr": 1e-2}
+    accuracy = autoencoding.probe_accuracy(z[:450], y[:450], z[450:], y[450:], (32,), settings, seed=0)
+    assert accuracy > 0.9
+    with pytest.raises(DplError, match="probe_input must be"):
+        autoencoding.probe_accuracy(z, y, z, y, (), {**settings, "probe_input": "whitened"}, seed=0)

@@ -5,6 +5,7 @@ images. The same probes on a 64-component PCA of the pixels are recorded as a re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -30,18 +31,21 @@ BUDGETS = {
               "train_limit": 500, "test_limit": 200, "pad": "reflect", "normalization": "none",
               "loss_size": None, "val_fraction": 0.0, "eval_every": 0, "patience": None, "probe_epochs": 20,
               "probe_batch": None, "probe_lr": 1e-2, "probe_patience": 5, "probe_loss": "ce",
-              "probe_holdout": 0.1, "pca_reference": True, "lockstep": True, "model": "padded"},
+              "probe_holdout": 0.1, "probe_input": "raw", "probe_activation": "leaky_relu",
+              "probe_select_by": "loss", "pca_reference": True, "lockstep": True, "model": "padded"},
     "offline": {"network_mode": "train", "steps": 60, "epochs": None, "warm_steps": 400, "batch_size": 64, "lr": 1e-3,
                 "train_split": "train", "train_limit": None, "test_limit": 3000, "pad": "reflect",
                 "normalization": "none", "loss_size": None, "val_fraction": 0.0, "eval_every": 0,
                 "patience": None, "probe_epochs": 40, "probe_batch": None, "probe_lr": 1e-2,
-                "probe_patience": 10, "probe_loss": "ce", "probe_holdout": 0.1, "pca_reference": True,
+                "probe_patience": 10, "probe_loss": "ce", "probe_holdout": 0.1, "probe_input": "raw",
+                "probe_activation": "leaky_relu", "probe_select_by": "loss", "pca_reference": True,
                 "lockstep": True, "model": "padded"},
     "paper": {"network_mode": "train", "steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3, "train_split": "study",
               "train_limit": None, "test_limit": None, "pad": "reflect", "normalization": "none",
               "loss_size": None, "val_fraction": 0.2, "eval_every": 1, "patience": 10, "probe_epochs": 500,
               "probe_batch": 256, "probe_lr": 1e-3, "probe_patience": 25, "probe_loss": "mse",
-              "probe_holdout": 0.2, "pca_reference": True, "lockstep": True, "model": "authors"},
+              "probe_holdout": 0.2, "probe_input": "raw", "probe_activation": "leaky_relu",
+              "probe_select_by": "loss", "pca_reference": True, "lockstep": True, "model": "authors"},
 }
 
 PROTOCOL = (
@@ -68,9 +72,12 @@ PROTOCOL = (
     Deviation(NAME, "probe_holdout", "-", "20% random split of train", 0.2, "same, drawn across all classes; offline 10%"),
     Deviation(NAME, "parameters", "-", "4,382,723 (FourLayerCVAE at 64 px, its unused logvar head left out)", None,
               "same; offline: the padded autoencoder at CIFAR-10's 32 px (row 'model')"),
-    Deviation(NAME, "probes", "MLPs on the embeddings", "raw embeddings, LeakyReLU hidden layers, early stopping and "
-              "checkpoint on validation MSE (perceptual_autoencoders/predictors.py)", None,
-              "differs: standardised embeddings, ReLU, checkpoint on hold-out accuracy"),
+    Deviation(NAME, "probe_input", "MLPs on the embeddings", "raw embeddings (perceptual_autoencoders/experiment.py)",
+              "raw", "same (offline too)"),
+    Deviation(NAME, "probe_activation", "-", "LeakyReLU hidden layers (experiment.py hidden_func, predictors.py)",
+              "leaky_relu", "same (offline too)"),
+    Deviation(NAME, "probe_select_by", "-", "early stopping and checkpoint on the validation loss (MSE; experiment.py)",
+              "loss", "same; offline: the validation loss is cross-entropy (row 'probe_loss')"),
     Deviation(NAME, "data sets", "SVHN and STL-10", "SVHN (64 px, reflect-padded) or STL-10 (96 px, as is) (experiment.py)",
               None, "differs: the paper preset runs SVHN only (a preset names one data set per benchmark); "
               "STL-10 loads at 96 px and the authors' autoencoder takes it"),
@@ -188,21 +195,33 @@ def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> torc
     return held
 
 
+PROBE_ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}  # the "probe_activation" setting
+
+
 def probe_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor, test_y: torch.Tensor,
                    hidden: tuple[int, ...], settings: dict, seed: int) -> float:
-    """Test accuracy in [0, 1] of an MLP (``hidden`` layer sizes, ReLU) on standardised
-    embeddings. It trains with Adam (``probe_lr``) for at most ``probe_epochs`` epochs, in
-    batches of ``probe_batch`` (None: full batch), on cross-entropy (``probe_loss`` 'ce') or
-    MSE against one-hot labels ('mse', the authors'), and keeps the epoch with the best
-    accuracy on a stratified ``probe_holdout`` of the training embeddings, stopping after
-    ``probe_patience`` epochs without improvement."""
+    """Test accuracy in [0, 1] of an MLP (``hidden`` layer sizes, ``probe_activation``
+    'leaky_relu' as the study's code, or 'relu') on the embeddings as they are (``probe_input``
+    'raw', theirs) or standardised ('standardised'). It trains with Adam (``probe_lr``) for at
+    most ``probe_epochs`` epochs, in batches of ``probe_batch`` (None: full batch), on MSE
+    against one-hot labels (``probe_loss`` 'mse', theirs) or cross-entropy ('ce'), and keeps
+    the epoch with the best score on a stratified ``probe_holdout`` of the training embeddings
+    (``probe_select_by`` 'loss': the lowest loss, theirs; 'accuracy': the highest accuracy),
+    stopping after ``probe_patience`` epochs without improvement."""
     torch.manual_seed(seed)
-    mean, std = train_z.mean(0), train_z.std(0).clamp_min(1e-6)
-    tr, te = (train_z - mean) / std, (test_z - mean) / std
+    if settings["probe_input"] == "standardised":
+        mean, std = train_z.mean(0), train_z.std(0).clamp_min(1e-6)
+        tr, te = (train_z - mean) / std, (test_z - mean) / std
+    elif settings["probe_input"] == "raw":
+        tr, te = train_z, test_z
+    else:
+        raise DplError(f"probe_input must be 'raw' or 'standardised', got {settings['probe_input']!r}")
+    if settings["probe_select_by"] not in ("loss", "accuracy"):
+        raise DplError(f"probe_select_by must be 'loss' or 'accuracy', got {settings['probe_select_by']!r}")
     classes = int(max(train_y.max(), test_y.max())) + 1
     layers, width = [], tr.shape[1]
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
+        layers += [nn.Linear(width, h), PROBE_ACTIVATIONS[settings["probe_activation"]]()]
         width = h
     mlp = nn.Sequential(*layers, nn.Linear(width, classes))
     opt = torch.optim.Adam(mlp.parameters(), lr=settings["probe_lr"])
@@ -210,21 +229,25 @@ def probe_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.T
     fit_x, fit_y, hold_x, hold_y = tr[~held], train_y[~held], tr[held], train_y[held]
     batch = settings["probe_batch"] or len(fit_x)
     generator = torch.Generator().manual_seed(seed)
-    best, best_state, wait = -1.0, None, 0
+
+    def loss_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if settings["probe_loss"] == "mse":
+            return F.mse_loss(logits, F.one_hot(y, classes).float())
+        return F.cross_entropy(logits, y)
+
+    best, best_state, wait = -math.inf, None, 0
     for _ in range(settings["probe_epochs"]):
         for idx in torch.randperm(len(fit_x), generator=generator).split(batch):
-            logits = mlp(fit_x[idx])
-            if settings["probe_loss"] == "mse":
-                loss = F.mse_loss(logits, F.one_hot(fit_y[idx], classes).float())
-            else:
-                loss = F.cross_entropy(logits, fit_y[idx])
+            loss = loss_of(mlp(fit_x[idx]), fit_y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
-            acc = (mlp(hold_x).argmax(1) == hold_y).float().mean().item()
-        if acc > best:
-            best, best_state, wait = acc, {k: v.clone() for k, v in mlp.state_dict().items()}, 0
+            logits = mlp(hold_x)
+            score = (-loss_of(logits, hold_y).item() if settings["probe_select_by"] == "loss"
+                     else (logits.argmax(1) == hold_y).float().mean().item())
+        if score > best:
+            best, best_state, wait = score, {k: v.clone() for k, v in mlp.state_dict().items()}, 0
         else:
             wait += 1
             if wait >= settings["probe_patience"]:
