@@ -21,6 +21,7 @@ from scipy import stats
 
 from .benchmark import Check, get_benchmark
 from .config import BASELINE
+from .errors import DplError
 
 KEYS = ["benchmark", "network", "weights", "pretrained", "family", "top1", "has_batchnorm", "point",
         "alias", "study_index", "depth"]
@@ -42,6 +43,10 @@ def scores(table: pd.DataFrame) -> pd.DataFrame:
     """One row per benchmark, loss network (network, weights, point) and seed with its primary
     ``score`` (its descriptor's ``primary`` metric). Failed cells are left out."""
     ok = table[table["status"] == "ok"]
+    several = ok.groupby("benchmark")["dataset"].nunique() if "dataset" in ok else pd.Series(dtype=int)
+    if (several > 1).any():
+        raise DplError(f"{', '.join(several[several > 1].index)} ran on several data sets, whose scores are not "
+                       "comparable: analyse one at a time (Run.on_datasets({benchmark: data set}))")
     parts = []
     for bench in ok["benchmark"].dropna().unique():
         primary = get_benchmark(bench).primary

@@ -18,6 +18,15 @@ CONFIG_KEYS = ("benchmark", "network", "points", "weights", "dataset", "data_roo
                "batch_size", "seed", "device", "output_dir", "overrides")
 
 
+def preset_datasets(preset: dict) -> list[tuple[str, str]]:
+    """(benchmark, data set) pairs a preset runs, in its order: ``benchmarks`` maps each
+    benchmark to a data set or a list of them."""
+    pairs = []
+    for bench, datasets in (preset.get("benchmarks") or {}).items():
+        pairs += [(bench, d) for d in ([datasets] if isinstance(datasets, str) else datasets)]
+    return pairs
+
+
 def training_steps(settings: dict, n_items: int) -> int:
     """Optimizer steps of one training: ``steps`` when the budget gives them, else
     ``epochs`` x (``n_items`` // batch size, at least 1)."""

@@ -27,7 +27,7 @@ import yaml
 from jupyter_client import AsyncKernelManager
 
 from .benchmark import get_benchmark
-from .config import BASELINE, CellConfig, training_steps
+from .config import BASELINE, CellConfig, preset_datasets, training_steps
 from .errors import DplError
 from .files import claim, release, temporary_is_orphaned, temporary_path
 from .paths import resource
@@ -44,7 +44,7 @@ PRESET_SCHEMA = {
         "budget": {"type": "string"}, "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0},
                                                 "minItems": 1},
         "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$"}, "data_root": {"type": ["string", "null"]},
-        "benchmarks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "benchmarks": {"type": "object", "additionalProperties": {"anyOf": [{"type": "string", "minLength": 1}, NAMES]}},
         "networks": {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": ["network"],
             "properties": {"network": {"type": "string", "minLength": 1},
@@ -54,7 +54,8 @@ PRESET_SCHEMA = {
 }
 # How to write each part, added to an error about it.
 PRESET_HINTS = {"seeds": "a list of integers, e.g. seeds: [0, 1]",
-                "benchmarks": "a mapping of benchmark to data set, e.g. benchmarks: {super_resolution: bsds500}",
+                "benchmarks": "a mapping of benchmark to data set, or to a list of them, e.g. benchmarks: "
+                              "{super_resolution: bsds500, autoencoding: [svhn, stl10]}",
                 "networks": "a list of entries like {network: vgg16, weights: [imagenet], points: [relu2_2]}",
                 "overrides": "a mapping of benchmark to budget settings, e.g. overrides: {super_resolution: {steps: 100}}",
                 "device": "auto, cpu, cuda or cuda:N"}
@@ -115,7 +116,7 @@ def load_preset(name_or_path: str) -> dict:
     budget = preset.get("budget", "smoke")
     preset["budget"] = budget
     chosen = preset.get("benchmarks") or {}
-    for bench, dataset in chosen.items():
+    for bench, dataset in preset_datasets(preset):
         try:
             descriptor = get_benchmark(bench)
             descriptor.dataset(dataset)
@@ -136,7 +137,7 @@ def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict
 
     results_dir = Path(results_dir).expanduser().resolve()
     out = []
-    for bench, dataset in (preset.get("benchmarks") or {}).items():
+    for bench, dataset in preset_datasets(preset):
         for seed in preset["seeds"]:
             common = {"benchmark": bench, "dataset": dataset, "budget": preset["budget"], "seed": seed,
                       "device": preset["device"], "data_root": preset.get("data_root"),

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
 from .benchmark import benchmarks, get_benchmark
-from .config import BASELINE
+from .config import BASELINE, CellConfig, preset_datasets
 from .errors import DplError
 from .networks import STUDY_POINTS
 
@@ -218,6 +218,18 @@ def reference_table(table: pd.DataFrame) -> pd.DataFrame:
                                        "status"])
 
 
+def other_datasets(table: pd.DataFrame, chosen: dict[str, str]) -> str | None:
+    """A sentence naming the (benchmark, data set) pairs of ``table`` left out of an analysis
+    that uses only ``chosen`` ({benchmark: data set}); None when nothing is left out."""
+    left = [(b, d) for b, d in dict.fromkeys(zip(table["benchmark"], table["dataset"])) if chosen.get(b, d) != d]
+    if not left:
+        return None
+    used = ", ".join(f"{get_benchmark(b).title}: {data_label(b, d)}" for b, d in chosen.items()
+                     if b in {x for x, _ in left})
+    return ("Across benchmarks each benchmark counts once, on its first data set (" + used + "); also run, each in "
+            "its own chapter: " + ", ".join(f"{get_benchmark(b).title} on {data_label(b, d)}" for b, d in left) + ".")
+
+
 def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
     """One line: weights, data, budget, seeds and the dpllib code version(s) behind a table or
     figure; cells from other code than this checkout's are counted."""
@@ -298,10 +310,9 @@ def preset_networks(preset: dict) -> pd.DataFrame:
 
 def preset_benchmarks(preset: dict) -> pd.DataFrame:
     """The preset's benchmarks: data, score and the budget settings each cell ran with."""
-    from .config import CellConfig
 
     rows = []
-    for bench, dataset in preset["benchmarks"].items():
+    for bench, dataset in preset_datasets(preset):
         settings = CellConfig(bench, BASELINE, dataset=dataset, budget=preset["budget"],
                               overrides=preset.get("overrides", {}).get(bench, {})).settings()
         primary = get_benchmark(bench).primary

@@ -22,6 +22,7 @@ import nbformat
 import yaml
 
 from .benchmark import benchmarks
+from .config import preset_datasets
 from .errors import DplError
 from .files import atomic_write
 from .paths import preset_results_dir, resource, source_checkout
@@ -33,13 +34,20 @@ BOOK_PAGES = ("intro", "reproduce")  # written pages of the book's sources: firs
 
 def chapters(results_dir: Path) -> dict[str, tuple[str, dict, str | None]]:
     """The book's chapters for the run in ``results_dir``: {name: (analysis notebook, its
-    parameters, page title when the notebook has none)}: methods, one per benchmark the run has
-    (in the registry's order), the conventions."""
+    parameters, page title when the notebook has none)}: methods, one per benchmark and data
+    set the run has (in the registry's order; named after the benchmark, and the data set
+    where a benchmark ran on several), the conventions."""
     preset, _ = read_manifest(results_dir)
-    ran = preset.get("benchmarks") or {}
+    ran = preset_datasets(preset)
     out = {"methods": ("methods.ipynb", {}, None)}
-    out.update({name: ("benchmark.ipynb", {"benchmark": name}, b.title)
-                for name, b in benchmarks().items() if name in ran})
+    for name, b in benchmarks().items():
+        datasets = [d for bench, d in ran if bench == name]
+        for d in datasets:
+            if len(datasets) == 1:
+                out[name] = ("benchmark.ipynb", {"benchmark": name, "dataset": d}, b.title)
+            else:
+                out[f"{name}_{d}"] = ("benchmark.ipynb", {"benchmark": name, "dataset": d},
+                                      f"{b.title}: {b.dataset(d).title}")
     out["conventions"] = ("conventions.ipynb", {}, None)
     return out
 

@@ -230,6 +230,27 @@ class Run:
     references: pd.DataFrame
     examples: list[tuple[dict, dict]]
 
+    def first_datasets(self) -> dict[str, str]:
+        """{benchmark: its first data set this run has}, in the benchmark's own order of data
+        sets (the study's first)."""
+        from .benchmark import get_benchmark
+
+        ran = set(zip(self.table["benchmark"], self.table["dataset"]))
+        return {b: next(d for d in get_benchmark(b).dataset_names if (b, d) in ran)
+                for b in dict.fromkeys(self.table["benchmark"])}
+
+    def on_datasets(self, chosen: dict[str, str]) -> Run:
+        """This run with only the data set ``chosen`` for each benchmark ({benchmark: data
+        set}; other benchmarks are kept whole)."""
+        def keep(bench: str, dataset: str) -> bool:
+            return chosen.get(bench, dataset) == dataset
+
+        table = self.table[[keep(b, d) for b, d in zip(self.table["benchmark"], self.table["dataset"])]]
+        refs = self.references[[keep(b, d) for b, d in zip(self.references["benchmark"], self.references["dataset"])]]
+        records = [r for r in self.records if keep(r["config"]["benchmark"], r["config"]["dataset"])]
+        examples = [(c, e) for c, e in self.examples if keep(c["benchmark"], c["dataset"])]
+        return Run(table, self.preset, records, refs, examples)
+
 
 def load_run(results_dir: str | os.PathLike, table_path: str | os.PathLike | None = None) -> Run:
     """The run in ``results_dir`` (its manifest names the cells; each record is read once); the

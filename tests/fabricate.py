@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import yaml
 
+from dpllib.config import preset_datasets
 from dpllib.networks import extraction_points
 from dpllib.results import SCHEMA_VERSION, cell_id, code_version, write_manifest, write_record
 
@@ -19,7 +20,7 @@ METRICS = {"similarity": ["2afc"], "super_resolution": ["psnr", "ssim"], "segmen
 DATASET = {"similarity": "equal_mse", "super_resolution": "bsds500", "segmentation": "mass_roads",
            "autoencoding": "cifar10"}
 STUDY_DATASET = {"similarity": "bapps", "super_resolution": "coco", "segmentation": "mass_roads",
-                 "autoencoding": "svhn"}
+                 "autoencoding": ["svhn", "stl10"]}  # as the paper preset: two data sets, two chapters
 NETWORKS = ["efficientnet_lite0", "efficientnet_lite1", "squeezenet1_1", "alexnet"]
 REFERENCES = {"similarity": [("SSIM", "2afc", "mean", 0.7)],
               "super_resolution": [("bicubic", "psnr", "set5", 25.0), ("nearest", "psnr", "set5", 23.0)],
@@ -51,14 +52,14 @@ def fabricate_results(folder: Path, seeds=(0, 1), networks=tuple(NETWORKS), weig
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     ids = []
-    for bench in METRICS:
+    for bench, dataset in preset_datasets({"benchmarks": datasets}):
         scale = 25.0 if bench == "super_resolution" else 0.7
         for seed in seeds:
             entries = [(n, w) for n in networks for w in weights] + [("baseline", "none")]
             for network, w in entries:
                 study = [] if network == "baseline" else extraction_points(network, study_only=True)
                 config = {"benchmark": bench, "network": network, "points": [p.module for p in study], "weights": w,
-                          "dataset": datasets[bench], "data_root": None, "budget": budget, "batch_size": None,
+                          "dataset": dataset, "data_root": None, "budget": budget, "batch_size": None,
                           "seed": seed, "device": "cpu", "output_dir": str(folder), "overrides": {}}
                 aliases = [p.alias for p in study] or ["baseline"]
                 rows = []

@@ -243,3 +243,25 @@ def test_findings_of_a_paper_style_run_say_nothing_of_stand_ins():
     assert lines and not any("stand-in" in line for line in lines)
     assert not any("architecture ranking" in line for line in lines)  # all 14 ran
     assert any("VGG networks without batch norm best" in line for line in lines)
+
+
+def test_scores_of_two_data_sets_are_never_averaged(tmp_path):
+    """A benchmark run on two data sets: analysis.scores refuses the mixed table (its scores are
+    not comparable), and Run.on_datasets / first_datasets give one data set per benchmark."""
+    from dpllib import DplError, results
+
+    from .fabricate import STUDY_DATASET, fabricate_results
+
+    folder = fabricate_results(tmp_path / "run", seeds=(0, 1), networks=("efficientnet_lite0",), weights=("imagenet",),
+                               budget="paper", datasets=STUDY_DATASET)
+    run = results.load_run(folder)
+    with pytest.raises(DplError, match="autoencoding ran on several data sets"):
+        analysis.scores(run.table)
+    assert run.first_datasets()["autoencoding"] == "svhn"
+    stl10 = run.on_datasets({"autoencoding": "stl10"})
+    assert set(stl10.table.loc[stl10.table["benchmark"] == "autoencoding", "dataset"]) == {"stl10"}
+    assert set(stl10.table["benchmark"]) == set(run.table["benchmark"])  # the others kept whole
+    assert {c["dataset"] for c, _ in stl10.examples if c["benchmark"] == "autoencoding"} == {"stl10"}
+    assert len(analysis.scores(stl10.table)) == len(analysis.scores(run.on_datasets({"autoencoding": "svhn"}).table))
+    line = narrative.other_datasets(run.table, run.first_datasets())
+    assert "STL-10" in line and narrative.other_datasets(stl10.table, stl10.first_datasets()) is None

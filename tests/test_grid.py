@@ -55,7 +55,7 @@ def test_bad_presets_name_the_problem(tmp_path, change, message):
 @pytest.mark.parametrize("change, lines", [
     ({"seeds": 0}, ["seeds: 0 is not of type 'array' (write a list of integers, e.g. seeds: [0, 1])"]),
     ({"benchmarks": ["similarity"]}, ["benchmarks: ['similarity'] is not of type 'object' (write a mapping of "
-                                      "benchmark to data set"]),
+                                      "benchmark to data set, or to a list of them"]),
     ({"networks": ["resnet18"]}, ["networks/0: 'resnet18' is not of type 'object' (write a list of entries like "
                                   "{network: vgg16"]),
     ({"seeds": "0", "device": "gpu", "networks": [{"points": []}]},  # every problem, each on its own line
@@ -93,7 +93,7 @@ def test_shipped_presets_expand():
     assert sorted(map(results.cell_id, order)) == sorted(map(results.cell_id, offline))
     assert len({(c["benchmark"], c["seed"]) for c in order[:8]}) == 8
     paper = grid.load_preset("paper")
-    assert len(grid.cells(paper)) == 4 * 3 * 15
+    assert len(grid.cells(paper)) == 5 * 3 * 15  # autoencoding on SVHN and STL-10
     text = grid.estimate(paper)
     assert "super_resolution" in text and "200000" in text
 
@@ -246,3 +246,15 @@ def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
     dead.wait()
     assert path.exists() and claim(path)  # its process is gone: taken over
     release(path)
+
+
+def test_a_benchmark_may_run_on_several_data_sets(tmp_path):
+    """``autoencoding: [cifar10, svhn]`` makes every cell once per data set; the paper preset
+    runs the study's two autoencoder data sets."""
+    preset = grid.load_preset(str(write_preset(tmp_path, benchmarks={"autoencoding": ["cifar10", "stl10"]})))
+    made = grid.cells(preset, tmp_path / "results")
+    assert sorted({c["dataset"] for c in made}) == ["cifar10", "stl10"]
+    assert len(made) == 2 * len([c for c in made if c["dataset"] == "cifar10"]) == 4
+    assert grid.load_preset("paper")["benchmarks"]["autoencoding"] == ["svhn", "stl10"]
+    with pytest.raises(DplError, match="autoencoding data set must be one of"):
+        grid.load_preset(str(write_preset(tmp_path, benchmarks={"autoencoding": ["cifar10", "mnist"]})))

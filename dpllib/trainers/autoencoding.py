@@ -79,8 +79,8 @@ PROTOCOL = (
     Deviation(NAME, "probe_select_by", "-", "early stopping and checkpoint on the validation loss (MSE; experiment.py)",
               "loss", "same; offline: the validation loss is cross-entropy (row 'probe_loss')"),
     Deviation(NAME, "data sets", "SVHN and STL-10", "SVHN (64 px, reflect-padded) or STL-10 (96 px, as is) (experiment.py)",
-              None, "differs: the paper preset runs SVHN only (a preset names one data set per benchmark); "
-              "STL-10 loads at 96 px and the authors' autoencoder takes it"),
+              None, "same: the paper preset runs both (autoencoding: [svhn, stl10]); each has its own chapter, and the "
+              "analyses across benchmarks use SVHN, the first; offline: CIFAR-10 (stand-in)"),
     Deviation(NAME, "network_mode", "-", "training mode: Lightning's model.train() reaches perceptual_net "
               "(perceptual_autoencoders/experiment.py): batch statistics; eval mode while validating", "train",
               "same (offline too); weights frozen"),
