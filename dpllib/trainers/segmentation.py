@@ -66,9 +66,9 @@ PROTOCOL = (
               "differs: BCE of the last of K = 3 passes against the masks at their original 1500 px; offline: "
               "validation quality"),
     Deviation(NAME, "lockstep", "-", "-", True, "how the 4 points train (same numbers either way)"),
-    Deviation(NAME, "U-Net", "U-Net, 4 down / 4 up", "4x4 stride-2 convs, widths 8-16-32-32 from 4 input channels, BN",
+    Deviation(NAME, "U-Net", "U-Net, 4 down / 4 up", "4x4 stride-2 convs, widths 8-16-32-32 from 4 input channels, BN (train.py)",
               None, "same widths, kernels and normalisation; activations after the normalisation (the authors' code applies them first and swaps LeakyReLU and ReLU)"),
-    Deviation(NAME, "parameters", "-", "64,546 (Topology_Aware_Delineation_Net)", None, "same"),
+    Deviation(NAME, "parameters", "-", "64,546 (Topology_Aware_Delineation_Net, train.py)", None, "same"),
     Deviation(NAME, "metrics", "pixel-wise completeness, correctness, quality", "at 224 px, threshold 0.3",
               None, "scored at the masks' original 1500 px (predictions upsampled), threshold 0.3; also relaxed with a 3-px buffer (Wiedemann et al. 1998; Mnih 2013), split 'test_relaxed'"),
     Deviation(NAME, "data split", "1108 / 14 / 49", "official split; tests on 'val'", None,

@@ -82,11 +82,11 @@ PROTOCOL = (
     Deviation(NAME, "residual", "-", "last conv -> BatchNorm(3) -> tanh (super_res/network.py ConvLayer)", False,
               "same (401,865 parameters at 64 channels); offline: bicubic + a zero-initialised correction without the "
               "batch norm, so short trainings start at bicubic quality"),
-    Deviation(NAME, "parameters", "-", "401,865 (Transform_Network_Super_x4)", None,
+    Deviation(NAME, "parameters", "-", "401,865 (Transform_Network_Super_x4, network.py)", None,
               "same; offline: 32 channels and no output batch norm (rows 'channels', 'residual')"),
     Deviation(NAME, "normalization", "no ImageNet normalisation", "normalize_in=False", "none", "same"),
     Deviation(NAME, "lockstep", "-", "-", True, "how the 4 points train (same numbers either way): together on shared batches"),
-    Deviation(NAME, "upsampling", "-", "nearest x2 + 3x3 conv, reflection padding", None, "same"),
+    Deviation(NAME, "upsampling", "-", "nearest x2 + 3x3 conv, reflection padding (network.py)", None, "same"),
     Deviation(NAME, "metrics", "PSNR and SSIM", "Y-PSNR with torchmetrics (no border crop, data range of the target); "
               "PSNR / SSIM with scikit-image on the saved PNGs' Y (2 px crop, 7 x 7 uniform window) (super_res/test.py)",
               None, "both reported: the field's standard (Y of BT.601, 4 px crop, Gaussian-window SSIM: 'psnr', 'ssim') and "
