@@ -70,7 +70,8 @@ def test_similarity_scores_every_point_and_split():
 
 
 def test_a_nan_loss_is_a_recorded_failure_not_a_number(monkeypatch, tmp_path):
-    monkeypatch.setattr(points.PointLosses, "__call__", lambda self, point, output, target, training=False: output.sum() * float("nan"))
+    monkeypatch.setattr(points.PointLosses, "__call__",
+                        lambda self, point, output, target, training=False: output.sum() * float("nan"))
     rec, _ = autoencoding.run(cfg("autoencoding"), progress=False)
     assert rec["status"] == "failed" and rec["rows"] == []
     assert "NonFiniteLoss" in rec["error"] and "nan" in rec["error"]

@@ -48,7 +48,8 @@ def _uint8(image: Image.Image) -> torch.Tensor:
 LR_PIPELINES = ("authors", "aligned")
 
 
-def training_pair(photo: np.ndarray, hr_size: int = HR_SIZE, pipeline: str = "authors") -> tuple[torch.Tensor, torch.Tensor]:
+def training_pair(photo: np.ndarray, hr_size: int = HR_SIZE,
+                  pipeline: str = "authors") -> tuple[torch.Tensor, torch.Tensor]:
     """(LR 3 x s x s, HR 3 x S x S) uint8 of an H x W x 3 uint8 photo, s = S / 4. ``pipeline``
     'authors': the study's way (module docstring): LR and HR are resized from the photo
     separately, so they can be off by a pixel or two and in scale by up to ~1%. 'aligned': the
@@ -70,7 +71,8 @@ def full_resolution_pair(photo: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]
     copy cropped alike and resized by 1/4 (bicubic, antialiased)."""
     h, w = (s - s % SCALE for s in photo.shape[:2])
     blurred = Image.fromarray(photo).filter(ImageFilter.GaussianBlur(BLUR_RADIUS)).crop((0, 0, w, h))
-    return _uint8(blurred.resize((w // SCALE, h // SCALE), Image.BICUBIC)), torch.from_numpy(photo[:h, :w].copy()).permute(2, 0, 1)
+    lr = _uint8(blurred.resize((w // SCALE, h // SCALE), Image.BICUBIC))
+    return lr, torch.from_numpy(photo[:h, :w].copy()).permute(2, 0, 1)
 
 
 def upscale_bicubic(lr: torch.Tensor, scale: int = SCALE, clamp: bool = True) -> torch.Tensor:
@@ -80,14 +82,20 @@ def upscale_bicubic(lr: torch.Tensor, scale: int = SCALE, clamp: bool = True) ->
     return up.clamp(0, 1) if clamp else up
 
 
-def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The centre ``hr_size`` px of HR (... x H x W) and the LR pixels under it (top and left
-    rounded down to a multiple of 4)."""
-    h, w = hr.shape[-2:]
-    top, left = (h - hr_size) // 2 // SCALE * SCALE, (w - hr_size) // 2 // SCALE * SCALE
+def crop_pair(lr: torch.Tensor, hr: torch.Tensor, top: int, left: int,
+              hr_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``hr_size`` px of HR (... x H x W) from (``top``, ``left``), multiples of 4, and the
+    LR pixels under them."""
     small = hr_size // SCALE
     return (lr[..., top // SCALE:top // SCALE + small, left // SCALE:left // SCALE + small],
             hr[..., top:top + hr_size, left:left + hr_size])
+
+
+def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre ``hr_size`` px of HR and the LR pixels under them (top and left rounded down
+    to a multiple of 4)."""
+    h, w = hr.shape[-2:]
+    return crop_pair(lr, hr, (h - hr_size) // 2 // SCALE * SCALE, (w - hr_size) // 2 // SCALE * SCALE, hr_size)
 
 
 class SRTrainSet(Dataset):

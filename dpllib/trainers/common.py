@@ -20,6 +20,23 @@ from ..results import cell_id, code_version
 from .loop import FitCheckpoint
 
 
+class NetworkBuffers:
+    """A resumable (``state_dict`` / ``load_state_dict``) of a module's buffers only: batch
+    norm's running statistics of a loss network, which training mode updates; a resumed fit
+    continues from them (its frozen weights need no checkpoint)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+
+    def state_dict(self) -> dict:
+        return {k: v.clone() for k, v in self.module.named_buffers()}
+
+    def load_state_dict(self, state: dict) -> None:
+        buffers = dict(self.module.named_buffers())
+        for k, v in state.items():
+            buffers[k].copy_(v)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; returns a torch Generator for data sampling."""
     random.seed(seed)

@@ -25,7 +25,7 @@ from ..files import atomic_write
 from ..loss import PerceptualLoss, feature_distance
 from ..paths import cache_dir
 from ..results import code_version, make_record, row
-from .common import CellCheckpoint, alias_of, autocast, pick_device, seed_everything
+from .common import CellCheckpoint, NetworkBuffers, alias_of, autocast, pick_device, seed_everything
 from .loop import BatchOrder, FitCheckpoint, Trainee, fit
 
 # settings that only change what happens after the warm start
@@ -47,16 +47,6 @@ class PointLosses:
         self.loss = PerceptualLoss(cfg.network, self.points, weights=cfg.weights, seed=cfg.seed, distance="mse",
                                    normalization=normalization, grayscale="rgb", check_inputs=False,
                                    network_mode=network_mode).to(device)
-
-    def state_dict(self) -> dict:
-        """The loss network's buffers (batch norm's running statistics, which training mode
-        updates): a resumed fit continues from them."""
-        return {k: v.clone() for k, v in self.loss.named_buffers()}
-
-    def load_state_dict(self, state: dict) -> None:
-        buffers = dict(self.loss.named_buffers())
-        for k, v in state.items():
-            buffers[k].copy_(v)
 
     def target_features(self, images: torch.Tensor, training: bool = False) -> dict[str, torch.Tensor]:
         self.loss.train(training)
@@ -152,7 +142,7 @@ def _sampler(task: Task, losses: PointLosses | None, settings: dict, seed: int) 
             batch["features"] = losses.target_features(batch["target"], training=True)
         return batch
 
-    return batch_at, [order, *task.resumables] + ([losses] if losses is not None else [])
+    return batch_at, [order, *task.resumables] + ([NetworkBuffers(losses.loss)] if losses is not None else [])
 
 
 def warm_start(cfg: CellConfig, settings: dict, task: Task, device: torch.device, progress: bool) -> dict | None:

@@ -27,15 +27,16 @@ NAME = "segmentation"
 DATASETS = (DataSet("mass_roads", "Massachusetts Roads", "study", "real aerial photos and road maps"),)
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
-    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 2e-3, "size": 224, "train_size": 224, "crop": 64, "flips": "horizontal",
-              "eval_every": 10, "pos_weight": 5.0, "mask_no_data": True, "k_train": 1, "k_test": 3,
-              "select_by": "quality", "lockstep": True},
-    "offline": {"network_mode": "train", "steps": 60, "epochs": None, "warm_steps": 3000, "batch_size": 8, "lr": 1e-3, "size": 750,
-                "train_size": 750, "crop": 128, "flips": "horizontal", "eval_every": 10, "pos_weight": 4.0, "mask_no_data": True, "k_train": 1,
-                "k_test": 3, "select_by": "quality", "lockstep": True},
-    "paper": {"network_mode": "train", "steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3, "size": 224, "train_size": None, "crop": 224, "flips": "horizontal",
-              "eval_every": 1, "pos_weight": 1.0, "mask_no_data": False, "k_train": 1, "k_test": 3,
-              "select_by": "bce", "lockstep": True},
+    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 2e-3,
+              "size": 224, "train_size": 224, "crop": 64, "flips": "horizontal", "eval_every": 10, "pos_weight": 5.0,
+              "mask_no_data": True, "k_train": 1, "k_test": 3, "select_by": "quality", "lockstep": True},
+    "offline": {"network_mode": "train", "steps": 60, "epochs": None, "warm_steps": 3000, "batch_size": 8, "lr": 1e-3,
+                "size": 750, "train_size": 750, "crop": 128, "flips": "horizontal", "eval_every": 10,
+                "pos_weight": 4.0, "mask_no_data": True, "k_train": 1, "k_test": 3, "select_by": "quality",
+                "lockstep": True},
+    "paper": {"network_mode": "train", "steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3,
+              "size": 224, "train_size": None, "crop": 224, "flips": "horizontal", "eval_every": 1, "pos_weight": 1.0,
+              "mask_no_data": False, "k_train": 1, "k_test": 3, "select_by": "bce", "lockstep": True},
 }
 
 PROTOCOL = (

@@ -22,7 +22,7 @@ from ..loss import PerceptualLoss, feature_distance_map, unit_normalize
 from ..metrics import jnd_map, twoafc_score
 from ..protocol import Deviation
 from ..results import make_record, row
-from .common import CellCheckpoint, alias_of, pick_device, seed_everything
+from .common import CellCheckpoint, NetworkBuffers, alias_of, pick_device, seed_everything
 from .loop import BatchOrder, FitCheckpoint, Trainee, fit
 
 
@@ -32,9 +32,12 @@ DATASETS = (DataSet("bapps", "BAPPS", "study", "real images, human judgements"),
             DataSet("severity", "severity 2AFC", "sanity", "synthetic answers on real BSDS500 photos; a sanity check"))
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
 BUDGETS = {
-    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 30},
-    "offline": {"network_mode": "train", "steps": 60, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None, "synthetic_n": 200},
-    "paper": {"network_mode": "train", "steps": None, "epochs": 10, "batch_size": 256, "lr": 1e-3, "eval_limit": None, "synthetic_n": 500},
+    "smoke": {"network_mode": "train", "steps": 20, "epochs": None, "batch_size": 50, "lr": 1e-2, "eval_limit": None,
+              "synthetic_n": 30},
+    "offline": {"network_mode": "train", "steps": 60, "epochs": None, "batch_size": 50, "lr": 1e-2,
+                "eval_limit": None, "synthetic_n": 200},
+    "paper": {"network_mode": "train", "steps": None, "epochs": 10, "batch_size": 256, "lr": 1e-3, "eval_limit": None,
+              "synthetic_n": 500},
 }
 
 PROTOCOL = (
@@ -98,13 +101,13 @@ def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[TwoAFC]]:
 class Distances:
     """Per-point distances of image pairs from one feature pass per batch."""
 
-    def __init__(self, cfg: CellConfig, device: torch.device):
+    def __init__(self, cfg: CellConfig, device: torch.device, network_mode: str = "eval"):
         self.baseline = cfg.network == BASELINE
         self.device = device
         if not self.baseline:
             self.loss = PerceptualLoss(cfg.network, cfg.points, weights=cfg.weights, distance="lpips",
                                        normalization="imagenet", seed=cfg.seed,
-                                       network_mode=cfg.settings().get("network_mode", "eval")).to(device)
+                                       network_mode=network_mode).to(device)
 
     def features(self, images: torch.Tensor, training: bool = False) -> list[torch.Tensor]:
         """Each point's features of uint8 images; ``training``: the loss network in training
@@ -115,15 +118,6 @@ class Distances:
         self.loss.train(training)
         with torch.no_grad():
             return self.loss.features(images)
-
-    def state_dict(self) -> dict:
-        """The loss network's buffers (running statistics a training-mode calibration updates)."""
-        return {} if self.baseline else {k: v.clone() for k, v in self.loss.named_buffers()}
-
-    def load_state_dict(self, state: dict) -> None:
-        buffers = dict(self.loss.named_buffers()) if not self.baseline else {}
-        for k, v in state.items():
-            buffers[k].copy_(v)
 
     def distance(self, a: torch.Tensor, b: torch.Tensor, lin: torch.Tensor | None = None) -> torch.Tensor:
         if self.baseline:
@@ -304,7 +298,7 @@ def train_lin(dist: Distances, train: list[TwoAFC], settings: dict, gen: torch.G
         return loss.item() / len(calibration.rankers)
 
     report = fit([Trainee("lin", calibration, opt, train_step, scheduler=sched)], sampler, steps, "lin calibration",
-                 progress=progress, checkpoint=checkpoint, resumables=[sampler, dist])["lin"]
+                 progress=progress, checkpoint=checkpoint, resumables=[sampler, NetworkBuffers(dist.loss)])["lin"]
     calibration.eval()
     return [w.detach() for w in calibration.lins], report
 
@@ -314,7 +308,7 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
     """Score one network's points (uncalibrated, and lin after calibrating it) on every
     validation split; returns rows, the calibration's curve and data sizes."""
     val, jnd, train = _data(cfg, settings)
-    dist = Distances(cfg, device)
+    dist = Distances(cfg, device, settings["network_mode"])
     points = cfg.points if not dist.baseline else [BASELINE]
     n = len(points)
     aliases = [alias_of(cfg.network, p) for p in points]
@@ -331,10 +325,10 @@ def evaluate(cfg: CellConfig, settings: dict, gen: torch.Generator, device: torc
         lin["2afc_lin"], fitted = train_lin(dist, train, settings, gen, progress,
                                             checkpoint.fit("lin") if checkpoint is not None else None)
         report = {key: {"lin": value} for key, value in fitted.items()}  # one record shape: per trained model
-        for s_, d in val.items():
-            scored[s_][0].update(_score_2afc(dist, d, n, lin, batch, limit)[0])
-        for s_, v in (_score_jnd(dist, jnd, n, lin, batch, limit) if jnd else {}).items():
-            jnd_scores[s_].update(v)
+        for split, data in val.items():
+            scored[split][0].update(_score_2afc(dist, data, n, lin, batch, limit)[0])
+        for split, per_variant in (_score_jnd(dist, jnd, n, lin, batch, limit) if jnd else {}).items():
+            jnd_scores[split].update(per_variant)
         variants.update(lin)
     twoafc = {s: v[0] for s, v in scored.items()}
     jnd_pooled = jnd_scores.pop("pooled", None)
