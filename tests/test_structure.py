@@ -153,8 +153,31 @@ def test_a_warm_started_fit_validates_its_start_but_chooses_among_trained_steps(
                  validate_start=True)["a"]
     assert report["val_curve"] == [[0, 9.0], [2, 1.0], [4, 3.0]] and report["best_step"] == 4
     rows = {r["split"]: r["value"] for r in validation_rows(report["val_curve"], "p", "a")}
-    assert rows == {"warm_start": 9.0, "fine_tuning_mean": 2.0}
+    assert rows == pytest.approx({"warm_start": 9.0, "fine_tuning_mean": 2.0, "fine_tuning_sd": 2**0.5})
     assert validation_rows([[2, 1.0], [4, 3.0]], "p", "a") == []  # no warm start validated
+
+
+@pytest.mark.parametrize("curves, met", [
+    # issue 19's offline segmentation: every validation after the warm start lower, falling
+    ({0: [0.160, 0.155, 0.150, 0.146, 0.142, 0.139, 0.137], 1: [0.158, 0.15, 0.147, 0.145, 0.14, 0.139, 0.136]}, False),
+    # fluctuation: one seed's warm start on a high, the other's on a low
+    ({0: [0.244, 0.233, 0.203, 0.214, 0.235, 0.226, 0.213], 1: [0.177, 0.189, 0.185, 0.21, 0.214, 0.188, 0.187]}, True),
+])
+def test_the_fine_tuning_check_tells_a_fall_from_fluctuation(curves, met):
+    """The segmentation baseline 'does not get worse while fine-tuning' check: a warm start
+    followed by falling validations fails it; validations that move around the warm start by
+    their usual amount pass it."""
+    import pandas as pd
+
+    from dpllib.trainers import segmentation
+    from dpllib.trainers.points import validation_rows
+
+    rows = [{**r, "seed": seed, "status": "ok", "network": "baseline"}
+            for seed, curve in curves.items()
+            for r in validation_rows([[10 * i, v] for i, v in enumerate(curve)], None, "baseline")]
+    checks = segmentation.learning_checks(pd.DataFrame(rows), pd.DataFrame())
+    [check] = [c for c in checks if "fine-tuning" in c.check]
+    assert check.met is met
 
 
 def test_fit_trains_several_models_on_the_same_batches():

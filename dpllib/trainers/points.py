@@ -215,13 +215,18 @@ def train_points(cfg: CellConfig, settings: dict, task: Task, device: torch.devi
 
 def validation_rows(val_curve: list[list[float]], point: str | None, alias: str) -> list[dict]:
     """A warm-started model's validation score (the benchmark's, e.g. road quality) at the warm
-    start (split "warm_start") and its mean over the fine-tuning's validations (split
-    "fine_tuning_mean"), metric "validation": whether fine-tuning improved on the warm start."""
+    start (split "warm_start"), and the mean and standard deviation of the fine-tuning's
+    validations (splits "fine_tuning_mean", "fine_tuning_sd"), metric "validation": whether
+    fine-tuning made the model worse beyond how much its validation score moves from one
+    validation to the next."""
     if len(val_curve) < 2 or val_curve[0][0] != 0:
         return []
     after = [score for _, score in val_curve[1:]]
+    mean = sum(after) / len(after)
+    sd = (sum((v - mean) ** 2 for v in after) / (len(after) - 1)) ** 0.5 if len(after) > 1 else float("nan")
     return [row(point, alias, "validation", val_curve[0][1], "warm_start"),
-            row(point, alias, "validation", sum(after) / len(after), "fine_tuning_mean")]
+            row(point, alias, "validation", mean, "fine_tuning_mean"),
+            row(point, alias, "validation", sd, "fine_tuning_sd")]
 
 
 def train_and_test(cfg: CellConfig | dict, make_task: Callable[[CellConfig, dict, torch.device], tuple[Task, dict]],

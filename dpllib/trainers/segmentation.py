@@ -70,8 +70,12 @@ PROTOCOL = (
     Deviation(NAME, "U-Net", "U-Net, 4 down / 4 up", "4x4 stride-2 convs, widths 8-16-32-32 from 4 input channels, BN (train.py)",
               None, "same widths, kernels and normalisation; activations after the normalisation (the authors' code applies them first and swaps LeakyReLU and ReLU)"),
     Deviation(NAME, "parameters", "-", "64,546 (Topology_Aware_Delineation_Net, train.py)", None, "same"),
-    Deviation(NAME, "metrics", "pixel-wise completeness, correctness, quality", "at 224 px, threshold 0.3",
-              None, "scored at the masks' original 1500 px (predictions upsampled), threshold 0.3; also relaxed with a 3-px buffer (Wiedemann et al. 1998; Mnih 2013), split 'test_relaxed'"),
+    Deviation(NAME, "metrics", "pixel-wise completeness, correctness, quality",
+              "pixel-exact at 224 px (images and masks resized), threshold 0.3, per image; the loop over the K passes "
+              "adds every earlier pass's scores again (test.py)", None,
+              "differs: pixel-exact at the masks' original 1500 px (predictions upsampled), threshold 0.3, and relaxed "
+              "with a 3-px buffer, the field's standard (Wiedemann et al. 1998; Mnih 2013; split 'test_relaxed'); the "
+              "authors' 224 px scores, with their accumulation over passes, are not computed"),
     Deviation(NAME, "data split", "1108 / 14 / 49", "official split; tests on 'val'", None,
               "official train / valid / test; offline: the 24-image subset split 16 / 4 / 4 (seeded)"),
 )
@@ -253,7 +257,8 @@ WHY_BASELINE_MISSES = ("the 24-image subset leaves 16 training tiles, most of th
 def learning_checks(table, references) -> list[Check]:
     """The BCE-only control reaches quality 0.15 and completeness and correctness 0.3 and (when
     warm-started) does not get worse while it fine-tunes: its mean validation quality over the
-    fine-tuning is at least the warm start's."""
+    fine-tuning is at most 2 SDs of those validations below the warm start's (a single
+    validation: the quality moves by about 0.01-0.02 between validations 10 steps apart)."""
     from ..analysis import learning_check, per_seed
 
     ok = table[(table["status"] == "ok") & (table["network"] == BASELINE)]
@@ -262,10 +267,14 @@ def learning_checks(table, references) -> list[Check]:
                              per_seed(test[test["metric"] == metric]), why=WHY_BASELINE_MISSES)
               for metric, required in (("quality", 0.15), ("completeness", 0.3), ("correctness", 0.3))]
     validation = ok[ok["metric"] == "validation"].pivot_table(index="seed", columns="split", values="value")
-    if {"warm_start", "fine_tuning_mean"} <= set(validation.columns):
-        gain = validation["fine_tuning_mean"] - validation["warm_start"]
-        checks.append(learning_check(NAME, "BCE baseline: mean validation quality while fine-tuning minus the warm "
-                                           "start's >= 0 (it does not get worse)", 0.0, gain))
+    if {"warm_start", "fine_tuning_mean", "fine_tuning_sd"} <= set(validation.columns):
+        # one warm-start validation against the mean of the fine-tuning's: in units of how much
+        # the validation quality moves between validations (its SD while fine-tuning)
+        change = (validation["fine_tuning_mean"] - validation["warm_start"]) / validation["fine_tuning_sd"]
+        checks.append(learning_check(
+            NAME, "BCE baseline: (mean validation quality while fine-tuning - the warm start's) / its SD across "
+                  "the fine-tuning's validations >= -2 (fine-tuning does not make it worse beyond the validation's "
+                  "own fluctuation)", -2.0, change))
     return checks
 
 
