@@ -1,7 +1,7 @@
 # make book : .venv, the offline preset (resumable), the analysis notebooks, the book (HTML)
 # make test : create .venv when missing (a no-op when up to date), install, run the tests
 # make lab  : JupyterLab with the project's kernel
-# make bench-loss / bench-data / bench-steps: the speed benchmarks quoted in the issue notes
+# make bench-loss / bench-data / bench-steps / bench-points: the speed benchmarks quoted in the issue notes
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +11,7 @@ PRESET ?= offline
 WORKERS ?= 2
 export DPL_DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install test book lab browser bench-loss bench-data bench-steps
+.PHONY: install test book lab browser bench-loss bench-data bench-steps bench-points
 
 install: $(STAMP)
 
@@ -44,3 +44,6 @@ bench-data: $(STAMP)
 
 bench-steps: $(STAMP)
 	$(PY) -m dpllib.cli bench step_cost
+
+bench-points: $(STAMP)
+	$(PY) -m dpllib.cli bench point_cost

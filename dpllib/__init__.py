@@ -20,6 +20,17 @@ from .weights import load_network
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``dpllib.recommend`` (:func:`dpllib.advice.recommend`), imported on first use: it needs
+    the analysis stack, which the loss does not."""
+    if name == "recommend":
+        from .advice import recommend
+
+        return recommend
+    raise AttributeError(f"module 'dpllib' has no attribute {name!r}")
+
+
 __all__ = [
     "DplError",
     "ExtractionPoint",
@@ -35,5 +46,6 @@ __all__ = [
     "network_info",
     "normalization_constants",
     "perceptual_distance",
+    "recommend",
     "resolve_point",
 ]

@@ -1,4 +1,4 @@
-"""The ``dpl`` command: ``dpl run | status | table | book | lab | networks | bench``."""
+"""The ``dpl`` command: ``dpl run | status | table | recommend | book | lab | networks | bench``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _networks(args: argparse.Namespace) -> int:
     return 0
 
 
-SPEED_SCRIPTS = ("loss_speed", "data_speed", "step_cost")  # modules of dpllib.perf
+SPEED_SCRIPTS = ("loss_speed", "data_speed", "step_cost", "point_cost")  # modules of dpllib.perf
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -100,6 +100,22 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recommend(args: argparse.Namespace) -> int:
+    from . import grid, results
+    from .advice import recommend
+
+    preset = grid.load_preset(args.preset)
+    run = results.load_run(_results_dir(args, preset))
+    if args.benchmark not in set(run.table["benchmark"]):
+        print(f"dpl recommend: the {preset['name']} results have no {args.benchmark} records; run: dpl run {args.preset}",
+              file=sys.stderr)
+        return 2
+    run = run.on_datasets({args.benchmark: args.dataset or run.first_datasets()[args.benchmark]})
+    print(recommend(run.table, args.benchmark, args.max_ms, args.max_memory,
+                    None if args.weights == "any" else args.weights, args.costs))
+    return 0
+
+
 def _book(args: argparse.Namespace) -> int:
     from .report import build_book
 
@@ -166,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all-records", action="store_true", help="every record in the folder, not only the preset's cells")
     p.add_argument("--out", help="default: table.parquet in the results folder")
     p.set_defaults(func=_table)
+    p = sub.add_parser("recommend", help="the loss network to use for a benchmark within a compute budget")
+    p.add_argument("benchmark")
+    p.add_argument("--preset", default="offline", help="whose results (offline, paper, or a preset YAML file)")
+    p.add_argument("--results", help="results folder (default results/PRESET)")
+    p.add_argument("--dataset", help="default: the benchmark's first data set in the results")
+    p.add_argument("--max-ms", type=float, help="most milliseconds per image (the cost measurement's size)")
+    p.add_argument("--max-memory", type=float, help="most MB per image")
+    p.add_argument("--weights", default="imagenet", help="imagenet, random, ... or any")
+    p.add_argument("--costs", help="a point-cost JSON (dpl bench point_cost) or a shipped one's name")
+    p.set_defaults(func=_recommend)
     p = sub.add_parser("book", help="run the preset (resumable), the analysis notebooks, the book")
     p.add_argument("--preset", default="offline")
     p.add_argument("--results", help="results folder (default results/PRESET)")

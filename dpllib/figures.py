@@ -181,6 +181,26 @@ def paired(frame: pd.DataFrame, title: str):
         column="benchmark:N").resolve_scale(y="independent")
 
 
+def cost_front(candidates: pd.DataFrame, title: str, y_title: str):
+    """Score against measured cost (ms per image, log scale) of each loss network, coloured by
+    network, the Pareto front as a line through its points, the recommended one circled
+    (``candidates`` as :class:`dpllib.advice.Recommendation` holds them, with ``chosen``)."""
+    import altair as alt
+
+    frame = candidates.assign(network=candidates["network"].map(short_name),
+                              label=candidates["network"].map(short_name) + " " + candidates["alias"])
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X("ms_per_image:Q", scale=alt.Scale(type="log"), title="ms per image (loss, forward + backward)"),
+        y=alt.Y("score:Q", scale=alt.Scale(zero=False), title=y_title))
+    points = base.mark_point(filled=True, size=60).encode(
+        color=alt.Color("network:N"), tooltip=["label", alt.Tooltip("score:Q", format=".4g"),
+                                               alt.Tooltip("ms_per_image:Q", format=".3g"), "memory_mb", "gmacs"])
+    front = base.transform_filter(alt.datum.on_front).mark_line(color="gray", strokeDash=[4, 3]).encode(
+        order="ms_per_image:Q")
+    chosen = base.transform_filter(alt.datum.chosen).mark_point(size=400, color="black", strokeWidth=2)
+    return (front + points + chosen).properties(width=420, height=260)
+
+
 def rows_table(record: dict) -> pd.DataFrame:
     """A record's result rows as a table (point, metric, split, value)."""
     frame = pd.DataFrame(record["rows"])

@@ -230,6 +230,23 @@ def other_datasets(table: pd.DataFrame, chosen: dict[str, str]) -> str | None:
             "its own chapter: " + ", ".join(f"{get_benchmark(b).title} on {data_label(b, d)}" for b, d in left) + ".")
 
 
+def recommendation_line(answer) -> str:
+    """A :class:`dpllib.advice.Recommendation` in one sentence, with the score's interval and
+    the cost."""
+    c = answer.choice
+    if c is None:
+        return "Nothing fits the budget: allow more milliseconds or memory per image."
+    what = f"{c['network']} {c['alias']} ({c['weights']})"
+    score = f"score {c['score']:.4g} (95% CI {c['ci_low']:.4g} to {c['ci_high']:.4g}, {int(c['n_seeds'])} seeds)"
+    cost = f"{c['ms_per_image']:.3g} ms and {c['memory_mb']:.3g} MB per image, {c['gmacs']:.3g} GMACs"
+    if not answer.ranked:
+        return (f"Any of these: the seeds do not agree on an order of the loss networks, so none is measurably "
+                f"better; the cheapest is {what}: {score}; {cost}.")
+    tied = int(answer.candidates["tied_with_best"].sum())
+    return (f"Use {what}: {score}; {cost}. It is the cheapest of {tied} loss network(s) within seed noise (least "
+            f"significant difference {answer.lsd:.3g}) of the best one within the budget.")
+
+
 def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
     """One line: weights, data, budget, seeds and the dpllib code version(s) behind a table or
     figure; cells from other code than this checkout's are counted."""

@@ -36,7 +36,7 @@ def chapters(results_dir: Path) -> dict[str, tuple[str, dict, str | None]]:
     """The book's chapters for the run in ``results_dir``: {name: (analysis notebook, its
     parameters, page title when the notebook has none)}: methods, one per benchmark and data
     set the run has (in the registry's order; named after the benchmark, and the data set
-    where a benchmark ran on several), the conventions."""
+    where a benchmark ran on several), the conventions, which loss network to use."""
     preset, _ = read_manifest(results_dir)
     ran = preset_datasets(preset)
     out = {"methods": ("methods.ipynb", {}, None)}
@@ -49,6 +49,7 @@ def chapters(results_dir: Path) -> dict[str, tuple[str, dict, str | None]]:
                 out[f"{name}_{d}"] = ("benchmark.ipynb", {"benchmark": name, "dataset": d},
                                       f"{b.title}: {b.dataset(d).title}")
     out["conventions"] = ("conventions.ipynb", {}, None)
+    out["choose"] = ("choose.ipynb", {}, None)
     return out
 
 

@@ -43,7 +43,8 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
     html = book_copy / "_build" / "html"
     assert f"book: {html / 'index.html'}" in built.stdout
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
-    assert {"intro.html", "chapters/methods.html", "chapters/conventions.html", "reproduce.html"} <= pages
+    assert {"intro.html", "chapters/methods.html", "chapters/conventions.html", "chapters/choose.html",
+            "reproduce.html"} <= pages
     shots = REPO / "book" / "_screenshots" / "fabricated"
     reports = check_book(html, shots)
     for r in reports:
@@ -54,6 +55,7 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
     for bench in ("similarity", "super_resolution", "segmentation", "autoencoding"):
         assert charts[f"chapters/{bench}.html"] >= 3  # heatmaps (ImageNet, random) and learning curves
     assert charts["chapters/conventions.html"] >= 2
+    assert charts["chapters/choose.html"] >= 4  # score against cost, one per benchmark
     assert all(not r.broken_images for r in reports)
     assert not [(r.page, r.empty_charts) for r in reports if r.empty_charts]  # no chart without data
     for bench in ("super_resolution", "segmentation", "autoencoding"):  # the outputs are shown
@@ -92,7 +94,7 @@ def test_a_failing_chapter_fails_the_build(tmp_path, book_copy):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["methods", "benchmark", "conventions"])
+@pytest.mark.parametrize("name", ["methods", "benchmark", "conventions", "choose"])
 def test_analysis_notebooks_run_with_default_parameters(name, fabricated, monkeypatch, tmp_path):
     """As in JupyterLab: no parameters; results come from $DPL_RESULTS/offline."""
     monkeypatch.setenv("DPL_RESULTS", str(fabricated.parent))
@@ -136,7 +138,7 @@ def test_chapters_of_a_paper_style_run_show_every_network_and_no_stand_in(tmp_pa
     report.execute_chapters(run, book_copy, force=True, progress=False)
     toc = (book_copy / "_toc.yml").read_text()
     chapters = book_copy / "chapters"
-    benchmark_chapters = [n for n in report.chapters(run) if n not in ("methods", "conventions")]
+    benchmark_chapters = [n for n in report.chapters(run) if n not in ("methods", "conventions", "choose")]
     assert benchmark_chapters == ["similarity", "super_resolution", "segmentation", "autoencoding_svhn",
                                   "autoencoding_stl10"]  # a benchmark on two data sets: a chapter each
     for bench in benchmark_chapters:
