@@ -10,6 +10,7 @@ other and the cheapest is named as such.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,26 @@ class Recommendation:
         lines.append(shown[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return "\n".join(lines)
 
+    def within(self, max_ms: float | None = None, max_memory: float | None = None) -> Recommendation:
+        """The same candidates decided for another budget (None: no limit): which fit it, which
+        are tied with the best that fits, and the cheapest of those."""
+        out = self.candidates.copy()
+        out["within_budget"] = ((out["ms_per_image"] <= (np.inf if max_ms is None else max_ms))
+                                & (out["memory_mb"] <= (np.inf if max_memory is None else max_memory)))
+        fits = out[out["within_budget"]]
+        out["tied_with_best"] = False
+        choice = None
+        if len(fits):
+            signed = fits["score"] * (1 if get_benchmark(self.benchmark).primary.higher_is_better else -1)
+            if not self.ranked:
+                tied = pd.Series(True, index=fits.index)
+            else:
+                tied = signed.max() - signed < self.lsd if np.isfinite(self.lsd) else signed == signed.max()
+            out.loc[tied[tied].index, "tied_with_best"] = True
+            choice = out.loc[tied[tied].index].sort_values(["ms_per_image", "memory_mb"]).iloc[0]
+        out["chosen"] = out.index == (choice.name if choice is not None else None)
+        return dataclasses.replace(self, candidates=out, choice=choice)
+
 
 def brackets(table: pd.DataFrame, benchmark: str, weights: str | None = "imagenet",
              costs: pd.DataFrame | str | dict | None = None) -> tuple[pd.DataFrame, Recommendation]:
@@ -73,7 +94,7 @@ def brackets(table: pd.DataFrame, benchmark: str, weights: str | None = "imagene
               (f"two thirds: under {ms.quantile(2 / 3):.3g} ms", ms.quantile(2 / 3)), ("no limit", None)]
     rows = []
     for bracket, limit in limits:
-        answer = unlimited if limit is None else recommend(table, benchmark, limit, weights=weights, costs=costs)
+        answer = unlimited.within(limit)
         c = answer.choice
         rows.append({"budget per image": bracket,
                      "use": None if c is None else f"{c['network']} {c['alias']}",
@@ -98,30 +119,15 @@ def recommend(table: pd.DataFrame, benchmark: str, max_ms: float | None = None, 
     summary = analysis.loss_networks(analysis.seed_summary(score_frame), weights)
     if summary.empty:
         raise DplError(f"no {weights or 'any'}-weight loss network has {benchmark} scores in the table")
-    if isinstance(costs, pd.DataFrame):
-        cost_table, costs_from = costs, "given"
-    else:
-        cost_table, costs_from = load_point_costs(costs)
+    cost_table, costs_from = (costs, "given") if isinstance(costs, pd.DataFrame) else load_point_costs(costs)
     merged = summary.merge(cost_table, on=["network", "point"], how="left")
     unmeasured = merged.loc[merged["ms_per_image"].isna(), ["network", "point"]].drop_duplicates()
     if len(unmeasured):
         names = sorted(unmeasured["network"].unique())
         raise DplError(f"no measured cost for {', '.join(n + '/' + p for n, p in unmeasured.itertuples(index=False))}; "
                        f"measure them with: dpl bench point_cost --networks {' '.join(names)}")
-    merged["within_budget"] = ((merged["ms_per_image"] <= (np.inf if max_ms is None else max_ms))
-                               & (merged["memory_mb"] <= (np.inf if max_memory is None else max_memory)))
-    higher = get_benchmark(benchmark).primary.higher_is_better
-    merged["on_front"] = pareto_front(merged, "score", "ms_per_image", higher)
+    merged["on_front"] = pareto_front(merged, "score", "ms_per_image", get_benchmark(benchmark).primary.higher_is_better)
     lsd = float(analysis.seed_noise(score_frame)["lsd"].iloc[0])
     ranked = benchmark in analysis.ranked_benchmarks(score_frame)
-    fits = merged[merged["within_budget"]]
-    merged["tied_with_best"] = False
-    choice = None
-    if len(fits):
-        signed = fits["score"] * (1 if higher else -1)
-        tied = (signed.max() - signed < lsd) if (ranked and np.isfinite(lsd)) else \
-            (signed == signed.max()) if ranked else pd.Series(True, index=fits.index)
-        merged.loc[tied[tied].index, "tied_with_best"] = True
-        choice = merged.loc[tied[tied].index].sort_values(["ms_per_image", "memory_mb"]).iloc[0]
-    merged["chosen"] = merged.index == (choice.name if choice is not None else None)
-    return Recommendation(benchmark, merged, choice, lsd, ranked, evidence(sub, benchmark), costs_from)
+    return Recommendation(benchmark, merged, None, lsd, ranked, evidence(sub, benchmark),
+                          costs_from).within(max_ms, max_memory)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from .errors import DplError
+from .paths import shipped_measurements
 
 COST_COLUMNS = ["network", "point", "ms_per_image", "memory_mb", "gmacs", "params"]
 
@@ -74,7 +74,7 @@ def measure_point_costs(network: str, points: Sequence[str], size: int = 224, ba
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             loss.features(x[:1], only)
         truncated = loss.extractor.truncated(only)  # the network up to the point
-        params = sum(p.numel() for p in {id(p): p for p in truncated.parameters()}.values())
+        params = sum(p.numel() for p in truncated.parameters())
         rows.append({"network": network, "point": point.module, "ms_per_image": 1000 * min(times) / batch,
                      "memory_mb": memory / batch / 2**20, "gmacs": counter.get_total_flops() / 2e9, "params": params})
     return rows
@@ -93,12 +93,6 @@ def _saved_for_backward(forward) -> int:
     return sum(storages.values())
 
 
-def cost_files() -> dict[str, dict]:
-    """The shipped point-cost measurements by file stem (``dpllib/presets/point_costs``)."""
-    folder = resources.files("dpllib") / "presets" / "point_costs"
-    return {Path(p.name).stem: json.loads(p.read_text()) for p in folder.iterdir() if p.name.endswith(".json")}
-
-
 def load_point_costs(source: str | Path | dict | None = None, device_kind: str | None = None) -> tuple[pd.DataFrame, str]:
     """(costs, what they are): a table with :data:`COST_COLUMNS`, one row per (network, point),
     and a line naming the device, input size and date. ``source``: a measurement (as written by
@@ -109,7 +103,7 @@ def load_point_costs(source: str | Path | dict | None = None, device_kind: str |
     elif source is not None and Path(source).suffix == ".json":
         data = json.loads(Path(source).read_text())
     else:
-        shipped = cost_files()
+        shipped = shipped_measurements("point_costs")
         if source is not None:
             if source not in shipped:
                 raise DplError(f"no point-cost measurement {source!r}; shipped: {sorted(shipped)}")

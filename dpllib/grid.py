@@ -10,7 +10,6 @@ trainer: it runs notebooks and reads records.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import signal
@@ -30,7 +29,7 @@ from .benchmark import get_benchmark
 from .config import BASELINE, CellConfig, preset_datasets, training_steps
 from .errors import DplError
 from .files import claim, release, temporary_is_orphaned, temporary_path
-from .paths import resource
+from .paths import resource, shipped_measurements
 from .results import cell_id, code_version, failed_record, read_record, record_path, write_manifest, write_record
 
 CELL_NOTEBOOK = "benchmarks/cell.ipynb"  # under the notebooks folder: one notebook for every benchmark
@@ -489,9 +488,7 @@ def _expand_and_record(preset: dict, results_dir: Path) -> list[dict]:
 def step_cost_files() -> dict[str, dict]:
     """The shipped step-cost measurements ({file stem: contents}), one per device and code
     version (``dpllib/presets/step_costs/*.json``, written by ``dpl bench step_cost``)."""
-    folder = resources.files("dpllib") / "presets" / "step_costs"
-    return {Path(str(p)).stem: json.loads(p.read_text()) for p in sorted(folder.iterdir(), key=str)
-            if str(p).endswith(".json")}
+    return shipped_measurements("step_costs")
 
 
 def estimate(preset: dict, step_costs: dict[str, dict] | None = None) -> str:

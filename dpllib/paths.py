@@ -70,3 +70,14 @@ def results_root() -> Path:
 def preset_results_dir(preset_name: str, explicit: str | os.PathLike | None = None) -> Path:
     """A preset's results folder: ``explicit`` (made absolute) or ``results_root()/preset_name``."""
     return Path(explicit).expanduser().resolve() if explicit else results_root() / preset_name
+
+
+def shipped_measurements(folder: str) -> dict[str, dict]:
+    """The measurements shipped in ``dpllib/presets/<folder>/*.json`` ({file stem: contents},
+    in file-name order): step costs, point costs."""
+    import json
+    from importlib import resources
+
+    root = resources.files("dpllib") / "presets" / folder
+    return {Path(str(p)).stem: json.loads(p.read_text()) for p in sorted(root.iterdir(), key=str)
+            if str(p).endswith(".json")}
