@@ -241,3 +241,32 @@ def test_ranks_leave_out_benchmarks_without_seed_agreement():
     assert list(ranked.columns) == ["network", BENCH, "average_rank"]
     sentence = narrative.no_ranking(analysis.seed_agreement(frame), "super_resolution")
     assert sentence.startswith("**No ranking") and narrative.no_ranking(analysis.seed_agreement(frame), BENCH) is None
+
+
+def _fine_tuning_check_fails(rng, shift_sd: float, reps: int = 300) -> float:
+    """How often the segmentation baseline's fine-tuning check fails over ``reps`` fabricated
+    2-seed runs: per seed a warm-start validation and 6 fine-tuning validations, i.i.d. normal
+    (SD 0.01), the fine-tuning's level shifted by ``shift_sd`` SDs."""
+    from dpllib.trainers import segmentation
+    from dpllib.trainers.points import validation_rows
+
+    fails = 0
+    for _ in range(reps):
+        rows = []
+        for seed in (0, 1):
+            curve = [0.2 + 0.01 * rng.standard_normal(), *(0.2 + 0.01 * (shift_sd + rng.standard_normal(6)))]
+            rows += [{**r, "seed": seed, "status": "ok", "network": "baseline"}
+                     for r in validation_rows([[10 * i, v] for i, v in enumerate(curve)], None, "baseline")]
+        [check] = [c for c in segmentation.learning_checks(pd.DataFrame(rows), pd.DataFrame()) if "fine-tuning" in c.check]
+        fails += not check.met
+    return fails / reps
+
+
+def test_the_fine_tuning_check_false_alarm_rate_and_power():
+    """Without any change the check fails when a seed's z = (mean of 6 - warm start) / SD of
+    the 6 falls below -2: z = sqrt(7/6) t(5), P = 0.062 per seed, 0.119 for the worse of two
+    seeds (pinned: the check's known false-alarm rate). A fall of the fine-tuning's level by 3
+    validation SDs fails it in ~96% of runs."""
+    rng = np.random.default_rng(0)
+    assert 0.07 <= _fine_tuning_check_fails(rng, 0.0) <= 0.17
+    assert _fine_tuning_check_fails(rng, -3.0) >= 0.9
