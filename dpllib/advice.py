@@ -20,7 +20,7 @@ from . import analysis
 from .benchmark import get_benchmark
 from .costs import load_point_costs
 from .errors import DplError
-from .narrative import evidence, recommendation_line
+from .narrative import YOURS_MARK, evidence, recommendation_line
 
 
 def pareto_front(frame: pd.DataFrame, score: str, cost: str, higher_is_better: bool = True) -> pd.Series:
@@ -56,9 +56,9 @@ class Recommendation:
                  f"({'higher' if descriptor.primary.higher_is_better else 'lower'} is better)",
                  recommendation_line(self), f"evidence: {self.evidence}", f"cost: {self.costs_from}"]
         shown = self.candidates.sort_values("ms_per_image")
-        cols = ["network", "alias", "weights", "score", "ci_low", "ci_high", "ms_per_image", "memory_mb", "gmacs",
+        cols = ["network", "alias", "weights", "yours", "score", "ci_low", "ci_high", "ms_per_image", "memory_mb", "gmacs",
                 "within_budget", "on_front", "tied_with_best"]
-        lines.append(shown[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        lines.append(shown[[c for c in cols if c in shown]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return "\n".join(lines)
 
     def within(self, max_ms: float | None = None, max_memory: float | None = None) -> Recommendation:
@@ -97,7 +97,7 @@ def brackets(table: pd.DataFrame, benchmark: str, weights: str | None = "imagene
         answer = unlimited.within(limit)
         c = answer.choice
         rows.append({"budget per image": bracket,
-                     "use": None if c is None else f"{c['network']} {c['alias']}",
+                     "use": None if c is None else f"{c['network']}{YOURS_MARK if c.get('yours') else ''} {c['alias']}",
                      "score": None if c is None else c["score"],
                      "ms per image": None if c is None else c["ms_per_image"],
                      "as good (within seed noise)": int(answer.candidates["tied_with_best"].sum())})
@@ -109,14 +109,14 @@ def recommend(table: pd.DataFrame, benchmark: str, max_ms: float | None = None, 
     """The loss network to use for ``benchmark`` (a results table of one data set per
     benchmark, e.g. a run's ``on_datasets``), within ``max_ms`` milliseconds and ``max_memory``
     MB per image of the cost measurement (None: no limit), among loss networks of ``weights``
-    (None: all). ``costs``: a table like :func:`dpllib.costs.load_point_costs`'s, a measurement
+    (None: all) and the user's networks (``dpl evaluate``). ``costs``: a table like :func:`dpllib.costs.load_point_costs`'s, a measurement
     or its file; None: the shipped one for this machine's device kind. A loss network without a
     measured cost is an error naming the command that measures it."""
     sub = table[table["benchmark"] == benchmark]
     if sub.empty:
         raise DplError(f"the table has no {benchmark!r} results; it has {sorted(table['benchmark'].unique())}")
     score_frame = analysis.scores(sub)
-    summary = analysis.loss_networks(analysis.seed_summary(score_frame), weights)
+    summary = analysis.loss_networks(analysis.seed_summary(score_frame), weights, yours=True)
     if summary.empty:
         raise DplError(f"no {weights or 'any'}-weight loss network has {benchmark} scores in the table")
     cost_table, costs_from = (costs, "given") if isinstance(costs, pd.DataFrame) else load_point_costs(costs)

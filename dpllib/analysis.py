@@ -24,7 +24,7 @@ from .config import BASELINE
 from .errors import DplError
 
 KEYS = ["benchmark", "network", "weights", "pretrained", "family", "top1", "has_batchnorm", "point",
-        "alias", "study_index", "depth"]
+        "alias", "study_index", "depth", "yours"]
 MIN_NETWORKS = 5  # fewer networks: no interval or p-value across networks
 EXACT_BELOW = 10  # fewer networks: exact permutation p-values for rank correlations
 MIN_CLUSTERS = 10  # fewer networks: no cluster-robust errors
@@ -39,10 +39,15 @@ LEVEL = 0.95
 # --------------------------------------------------------------------------- scores and seeds
 
 
+def _marked(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``yours`` column (False where it had none: nothing is the user's)."""
+    return frame if "yours" in frame else frame.assign(yours=False)
+
+
 def scores(table: pd.DataFrame) -> pd.DataFrame:
     """One row per benchmark, loss network (network, weights, point) and seed with its primary
     ``score`` (its descriptor's ``primary`` metric). Failed cells are left out."""
-    ok = table[table["status"] == "ok"]
+    ok = _marked(table[table["status"] == "ok"])
     several = ok.groupby("benchmark")["dataset"].nunique() if "dataset" in ok else pd.Series(dtype=int)
     if (several > 1).any():
         raise DplError(f"{', '.join(several[several > 1].index)} ran on several data sets, whose scores are not "
@@ -65,7 +70,7 @@ def seed_summary(score_frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFram
     is not a finite number is no seed (:func:`exclusions` names it), and a loss network without
     any is left out."""
     rows = []
-    for key, g in score_frame.groupby(KEYS, dropna=False):
+    for key, g in _marked(score_frame).groupby(KEYS, dropna=False):
         v = g["score"].to_numpy(float)
         v = v[np.isfinite(v)]
         if not len(v):
@@ -82,10 +87,14 @@ def direction(benchmark: str) -> int:
     return 1 if get_benchmark(benchmark).primary.higher_is_better else -1
 
 
-def loss_networks(frame: pd.DataFrame, weights: str | None = "imagenet") -> pd.DataFrame:
-    """Rows of real loss networks (no baseline), optionally of one weights kind."""
+def loss_networks(frame: pd.DataFrame, weights: str | None = "imagenet", yours: bool = False) -> pd.DataFrame:
+    """Rows of the preset's real loss networks (no baseline), optionally of one weights kind;
+    with ``yours``, also the user's networks (``dpl evaluate``, any weights). The statistics
+    never see the user's networks: a run's conclusions do not change with them."""
     out = frame[frame["network"] != BASELINE]
-    return out if weights is None else out[out["weights"] == weights]
+    mine = out["yours"].eq(True) if "yours" in out else pd.Series(False, index=out.index)
+    keep = ~mine if weights is None else ~mine & (out["weights"] == weights)
+    return out[keep | mine] if yours else out[keep]
 
 
 def _item(frame: pd.DataFrame) -> pd.Series:
@@ -151,43 +160,52 @@ def mark_within_noise(summary: pd.DataFrame, noise: pd.DataFrame) -> pd.DataFram
     out = summary.copy()
     out["within_noise_of_best"] = False
     lsd = dict(zip(noise["benchmark"], noise["lsd"]))
-    for bench, sub in loss_networks(out, None).groupby("benchmark"):
+    for bench, sub in loss_networks(out, None, yours=True).groupby("benchmark"):
         if np.isfinite(lsd.get(bench, np.nan)):
             signed = direction(bench) * sub["score"]
             out.loc[sub.index, "within_noise_of_best"] = signed.max() - signed < lsd[bench]
     return out
 
 
-def heatmap_frame(summary: pd.DataFrame, benchmark: str, weights: str = "imagenet") -> pd.DataFrame:
-    """network x point (study index 1-4, alias) scores of one benchmark."""
-    sub = loss_networks(summary, weights)
-    sub = sub[sub["benchmark"] == benchmark]
-    cols = ["network", "alias", "study_index", "depth", "score", "ci_low", "ci_high", "n_seeds"]
+def heatmap_frame(summary: pd.DataFrame, benchmark: str, weights: str = "imagenet", yours: bool = False) -> pd.DataFrame:
+    """network x point (study index 1-4, alias) scores of one benchmark (with ``yours``, the
+    user's networks too; points not of the study's 4 are numbered by depth)."""
+    sub = loss_networks(summary, weights, yours)
+    sub = sub[sub["benchmark"] == benchmark].copy()
+    order = sub.groupby("network")["depth"].rank(method="first")
+    sub["study_index"] = sub["study_index"].fillna(order) if len(sub) else sub["study_index"]
+    cols = ["network", "alias", "study_index", "depth", "score", "ci_low", "ci_high", "n_seeds", "yours"]
     if "within_noise_of_best" in sub:
         cols.append("within_noise_of_best")
-    return sub[cols]
+    return sub[[c for c in cols if c in sub]]
 
 
-def best_points(summary: pd.DataFrame, weights: str = "imagenet") -> pd.DataFrame:
-    """The best point of each network in each benchmark (in the metric's direction)."""
-    sub = loss_networks(summary, weights)
+def best_points(summary: pd.DataFrame, weights: str = "imagenet", yours: bool = False) -> pd.DataFrame:
+    """The best point of each network in each benchmark (in the metric's direction; with
+    ``yours``, of the user's networks too)."""
+    sub = loss_networks(summary, weights, yours)
     signed = sub["score"] * sub["benchmark"].map(direction)
-    idx = signed.groupby([sub["benchmark"], sub["network"]]).idxmax()
-    return sub.loc[idx, ["benchmark", "network", "alias", "study_index", "depth", "score"]].reset_index(drop=True)
+    idx = signed.groupby([sub["benchmark"], sub["network"], sub["weights"]]).idxmax()
+    cols = ["benchmark", "network", "weights", "alias", "study_index", "depth", "score", "yours"]
+    return sub.loc[idx, [c for c in cols if c in sub]].reset_index(drop=True)
 
 
-def ranks(summary: pd.DataFrame, weights: str = "imagenet", benchmarks: list[str] | None = None) -> pd.DataFrame:
+def ranks(summary: pd.DataFrame, weights: str = "imagenet", benchmarks: list[str] | None = None,
+          yours: bool = False) -> pd.DataFrame:
     """Architecture ranks (1 = best) per benchmark by each network's best point, and the
     average rank over benchmarks (the study's ranking); only ``benchmarks`` when given (those
-    whose seeds agree on an order: :func:`ranked_benchmarks`)."""
-    best = best_points(summary, weights)
+    whose seeds agree on an order: :func:`ranked_benchmarks`); with ``yours``, the user's
+    networks ranked among them (a ``yours`` column marks them)."""
+    best = best_points(summary, weights, yours)
     if benchmarks is not None:
         best = best[best["benchmark"].isin(benchmarks)]
     if best.empty:
         return pd.DataFrame(columns=["network", "average_rank"])
     signed = best["score"] * best["benchmark"].map(direction)
     best["rank"] = signed.groupby(best["benchmark"]).rank(ascending=False, method="average")
-    wide = best.pivot(index="network", columns="benchmark", values="rank")
+    index = ["network"] + (["weights"] if best.duplicated(["benchmark", "network"]).any() else []) \
+        + (["yours"] if yours else [])  # the user's network may share its name with one of the preset's
+    wide = best.pivot(index=index, columns="benchmark", values="rank")
     wide["average_rank"] = wide.mean(axis=1)
     return wide.sort_values("average_rank").reset_index()
 

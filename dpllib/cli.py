@@ -1,4 +1,4 @@
-"""The ``dpl`` command: ``dpl run | status | table | recommend | book | lab | networks | bench``."""
+"""The ``dpl`` command: ``dpl run | status | table | recommend | evaluate | book | lab | networks | bench``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     preset = grid.load_preset(args.preset)
     results_dir = _results_dir(args, preset)
     if args.dry_run:
+        preset = grid.with_yours(preset, results_dir)
         print(f"preset {preset['name']}: {len(grid.cells(preset))} cells -> {results_dir}")
         print(grid.estimate(preset))
         return 0
@@ -87,13 +88,17 @@ def _table(args: argparse.Namespace) -> int:
         print("dpl table: name a preset (its cells' records) or --results FOLDER (all its records)", file=sys.stderr)
         return 2
     ids = None
+    preset = None
     if args.preset is not None:
         preset = grid.load_preset(args.preset)
         folder = _results_dir(args, preset)
+        preset = grid.with_yours(preset, folder)
         ids = None if args.all_records else grid.cell_ids(preset)
     else:
         folder = Path(args.results).resolve()
     frame = results.table(folder, ids)
+    if preset is not None:
+        frame = results.mark_yours(frame, preset)
     out = Path(args.out).resolve() if args.out else folder / "table.parquet"
     results.write_table(frame, out)
     print(f"{len(frame)} rows from {frame['cell_id'].nunique() if len(frame) else 0} cells -> {out}")
@@ -103,16 +108,56 @@ def _table(args: argparse.Namespace) -> int:
 def _recommend(args: argparse.Namespace) -> int:
     from . import grid, results
     from .advice import recommend
+    from .costs import run_costs
 
     preset = grid.load_preset(args.preset)
-    run = results.load_run(_results_dir(args, preset))
+    folder = _results_dir(args, preset)
+    run = results.load_run(folder)
     if args.benchmark not in set(run.table["benchmark"]):
         print(f"dpl recommend: the {preset['name']} results have no {args.benchmark} records; run: dpl run {args.preset}",
               file=sys.stderr)
         return 2
     run = run.on_datasets({args.benchmark: args.dataset or run.first_datasets()[args.benchmark]})
     print(recommend(run.table, args.benchmark, args.max_ms, args.max_memory,
-                    None if args.weights == "any" else args.weights, args.costs))
+                    None if args.weights == "any" else args.weights, args.costs or run_costs(folder)))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from . import grid
+    from .costs import measure_run_costs
+
+    preset = grid.load_preset(args.preset)
+    results_dir = _results_dir(args, preset)
+    entry = grid.add_yours(preset, results_dir, args.network, args.weights, args.points, args.benchmarks)
+    weights = entry["weights"][0]
+
+    def mine(cell: dict) -> bool:
+        return cell["network"] == entry["network"] and cell["weights"] == weights
+
+    print(f"{entry['network']} ({weights}) at {', '.join(entry['points'])} on the {preset['name']} preset's "
+          f"{', '.join(entry.get('benchmarks') or dict.fromkeys(b for b, _ in grid.preset_datasets(preset)))} "
+          f"({preset['budget']} budget, seeds {preset['seeds']}) -> {results_dir}")
+    outcome = grid.run(preset, results_dir, workers=args.workers, retry_failed=args.retry_failed, only=mine)
+    print(", ".join(f"{k}: {v}" for k, v in sorted(outcome.items())))
+    statuses = grid.status(preset, results_dir)
+    failed = sum(s.state == "failed" for s in statuses if mine(s.cell))
+    others = sum(s.state != "done" for s in statuses if not mine(s.cell))
+    if not args.no_costs:
+        points: dict[str, list[str]] = {}
+        for e in grid.with_yours(preset, results_dir)["networks"]:
+            points[e["network"]] = list(dict.fromkeys(points.get(e["network"], []) + grid.entry_points(e)))
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() and preset["device"] != "cpu" else "cpu"
+        print(f"costs of the run's loss networks on this device: {measure_run_costs(points, results_dir, device)}")
+    if others:
+        print(f"{others} of the preset's own cells are not done: `dpl run {args.preset}` runs them for the comparison")
+    print(f"in the book: dpl book --preset {args.preset}" + (f" --results {results_dir}" if args.results else ""))
+    if failed:
+        print(f"dpl evaluate: {failed} cell(s) of {entry['network']} failed; their records hold the cause "
+              "(rerun them with --retry-failed)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -192,6 +237,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="imagenet", help="imagenet, random, ... or any")
     p.add_argument("--costs", help="a point-cost JSON (dpl bench point_cost) or a shipped one's name")
     p.set_defaults(func=_recommend)
+    p = sub.add_parser("evaluate", help="run your network on a preset's benchmarks; the book shows it beside theirs")
+    p.add_argument("network", help="any torchvision or timm name (timm:NAME), e.g. resnet18, timm:convnext_tiny")
+    p.add_argument("--points", nargs="+", help="modules or aliases (default: its study or study-style points)")
+    p.add_argument("--weights", default="imagenet", help="imagenet, random or a weights file (.pth/.safetensors)")
+    p.add_argument("--preset", default="offline", help="whose benchmarks, budget and seeds (offline, paper, a YAML)")
+    p.add_argument("--results", help="the preset's results folder (default results/PRESET)")
+    p.add_argument("--benchmarks", nargs="+", help="only these of the preset's benchmarks")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--retry-failed", action="store_true", help="rerun its cells recorded as failed")
+    p.add_argument("--no-costs", action="store_true", help="do not measure the loss networks' costs here")
+    p.set_defaults(func=_evaluate)
     p = sub.add_parser("book", help="run the preset (resumable), the analysis notebooks, the book")
     p.add_argument("--preset", default="offline")
     p.add_argument("--results", help="results folder (default results/PRESET)")

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from .errors import DplError
+from .files import atomic_write
 from .paths import shipped_measurements
 
 COST_COLUMNS = ["network", "point", "ms_per_image", "memory_mb", "gmacs", "params"]
@@ -91,6 +92,46 @@ def _saved_for_backward(forward) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         forward()
     return sum(storages.values())
+
+
+def device_label(env: dict, device: str) -> tuple[str, str]:
+    """(the name a measurement gives its device, 'cuda' or 'cpu') from
+    :func:`dpllib.results.environment`'s ``env``."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return f"{env['device_name']} ({'CUDA' if kind == 'cuda' else str(env['threads']) + ' CPU threads'})", kind
+
+
+RUN_COSTS = "point_costs.json"  # beside a run's records: costs measured for it (dpl evaluate)
+
+
+def run_costs(results_dir: str | Path) -> Path | None:
+    """The run's own cost measurement (written by ``dpl evaluate``, covering every network of
+    the run on one device), or None."""
+    path = Path(results_dir) / RUN_COSTS
+    return path if path.is_file() else None
+
+
+def measure_run_costs(networks: dict[str, list[str]], results_dir: str | Path, device: str = "cpu", size: int = 224,
+                      batch: int = 4, repeats: int = 5) -> Path:
+    """Measure the points of ``networks`` ({network: points}) that the run's own measurement
+    lacks (all of them when it was made on another device) and write it back; returns its path.
+    The shipped measurements' size and batch by default, so their figures compare."""
+    from .results import environment
+
+    env = environment()
+    name, kind = device_label(env, device)
+    path = Path(results_dir) / RUN_COSTS
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    same = old.get("device") == name and old.get("size") == size and old.get("batch") == batch
+    have = old.get("costs", {}) if same else {}
+    rows = [{"network": k.split("/", 1)[0], "point": k.split("/", 1)[1], **v} for k, v in have.items()]
+    for network, points in networks.items():
+        todo = [p for p in points if f"{network}/{p}" not in have]
+        if todo:
+            rows += measure_point_costs(network, todo, size, batch, device, repeats)
+    data = costs_json(rows, name, kind, size, batch, repeats, env["torch"], (env["git_commit"] or "?")[:7])
+    data["command"] = "dpl evaluate"
+    return atomic_write(path, json.dumps(data, indent=1) + "\n")
 
 
 def load_point_costs(source: str | Path | dict | None = None, device_kind: str | None = None) -> tuple[pd.DataFrame, str]:

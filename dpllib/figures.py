@@ -10,7 +10,7 @@ import torch
 
 from .benchmark import get_benchmark
 from .config import BASELINE
-from .narrative import short_name
+from .narrative import short_name, shown_names
 
 
 def use_svg() -> None:
@@ -78,13 +78,14 @@ def split_bars(record: dict, metric: str, title: str | None = None):
 
 def heatmap(frame: pd.DataFrame, title: str, value: str = "score"):
     """network x extraction point (study index 1-4, early to late) heatmap with the value in each
-    cell; a value marked with * is within seed noise of the benchmark's best loss network."""
+    cell; a value marked with * is within seed noise of the benchmark's best loss network; the
+    user's networks are marked by name."""
     import altair as alt
 
     frame = frame.copy()
     marked = frame.get("within_noise_of_best", pd.Series(False, index=frame.index)).fillna(False)
     frame["label"] = [f"{v:.3g}" + ("*" if m else "") for v, m in zip(frame[value], marked)]
-    frame["network"] = frame["network"].map(short_name)
+    frame["network"] = shown_names(frame)
     base = alt.Chart(frame, title=title).encode(
         x=alt.X("study_index:O", title="extraction point (1 = earliest of the study's 4)"),
         y=alt.Y("network:N", title=None))
@@ -129,18 +130,19 @@ def _example_cells(cells: list[tuple[dict, dict]], benchmark: str, seed: int) ->
 
 def best_point_examples(cells: list[tuple[dict, dict]], best: pd.DataFrame, benchmark: str, key: str,
                         seed: int = 0) -> tuple[list[torch.Tensor], list[str], dict]:
-    """Each network's example (``key``) at its best point (from ``best``: network, alias), in
-    the order of ``best``, and the cell's shared reference examples."""
+    """Each loss network's example (``key``) at its best point (from ``best``: network, weights,
+    alias; the user's marked), and the cell's shared reference examples."""
     images, titles, reference = [], [], {}
-    chosen = dict(zip(best["network"], best["alias"]))
+    shown = dict(zip(zip(best["network"], best["weights"]), zip(best["alias"], shown_names(best))))
     for cfg, ex in _example_cells(cells, benchmark, seed):
         reference = reference or ex.get("reference", {})
+        alias, name = shown.get((cfg["network"], cfg["weights"]), (None, None))
         if cfg["network"] == BASELINE:
             images.append(ex[BASELINE][key])
             titles.append(BASELINE)
-        elif cfg["weights"] == "imagenet" and chosen.get(cfg["network"]) in ex:
-            images.append(ex[chosen[cfg["network"]]][key])
-            titles.append(f"{short_name(cfg['network'])} {chosen[cfg['network']]}")
+        elif alias in ex:
+            images.append(ex[alias][key])
+            titles.append(f"{name} {alias}")
     return images, titles, reference
 
 
@@ -187,8 +189,8 @@ def cost_front(candidates: pd.DataFrame, title: str, y_title: str):
     (``candidates`` as :class:`dpllib.advice.Recommendation` holds them, with ``chosen``)."""
     import altair as alt
 
-    frame = candidates.assign(network=candidates["network"].map(short_name),
-                              label=candidates["network"].map(short_name) + " " + candidates["alias"])
+    frame = candidates.assign(network=shown_names(candidates),
+                              label=shown_names(candidates) + " " + candidates["alias"])
     base = alt.Chart(frame, title=title).encode(
         x=alt.X("ms_per_image:Q", scale=alt.Scale(type="log"), title="ms per image (loss, forward + backward)"),
         y=alt.Y("score:Q", scale=alt.Scale(zero=False), title=y_title))

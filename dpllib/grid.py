@@ -10,6 +10,7 @@ trainer: it runs notebooks and reads records.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,7 +30,7 @@ from jupyter_client import AsyncKernelManager
 from .benchmark import get_benchmark
 from .config import BASELINE, CellConfig, preset_datasets, training_steps
 from .errors import DplError
-from .files import claim, release, temporary_is_orphaned, temporary_path
+from .files import atomic_write, claim, release, temporary_is_orphaned, temporary_path
 from .paths import resource, shipped_measurements
 from .results import cell_id, code_version, failed_record, read_record, record_path, write_manifest, write_record
 
@@ -47,7 +49,8 @@ PRESET_SCHEMA = {
         "networks": {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": ["network"],
             "properties": {"network": {"type": "string", "minLength": 1},
-                           "weights": {"anyOf": [{"type": "string"}, NAMES]}, "points": NAMES}}},
+                           "weights": {"anyOf": [{"type": "string"}, NAMES]}, "points": NAMES,
+                           "benchmarks": NAMES, "yours": {"type": "boolean"}}}},
         "baselines": {"type": "boolean"}, "overrides": {"type": "object", "additionalProperties": {"type": "object"}},
     },
 }
@@ -55,7 +58,9 @@ PRESET_SCHEMA = {
 PRESET_HINTS = {"seeds": "a list of integers, e.g. seeds: [0, 1]",
                 "benchmarks": "a mapping of benchmark to data set, or to a list of them, e.g. benchmarks: "
                               "{super_resolution: bsds500, autoencoding: [svhn, stl10]}",
-                "networks": "a list of entries like {network: vgg16, weights: [imagenet], points: [relu2_2]}",
+                "networks": "a list of entries like {network: vgg16, weights: [imagenet], points: [relu2_2]}; "
+                            "benchmarks: [similarity] limits an entry to those benchmarks, yours: true marks it as "
+                            "the user's (dpl evaluate)",
                 "overrides": "a mapping of benchmark to budget settings, e.g. overrides: {super_resolution: {steps: 100}}",
                 "device": "auto, cpu, cuda or cuda:N"}
 
@@ -126,14 +131,24 @@ def load_preset(name_or_path: str) -> dict:
     for bench in preset["overrides"]:
         if bench not in chosen:
             raise DplError(f"preset {path}: overrides for {bench!r}, which the preset does not run")
+    for entry in preset.get("networks") or []:
+        for bench in set(entry.get("benchmarks", ())) - set(chosen):
+            raise DplError(f"preset {path}: {entry['network']} is limited to {bench!r}, which the preset does not run; "
+                           f"it runs {', '.join(chosen)}")
     cells(preset)  # validates every network, point and override through CellConfig
     return preset
 
 
-def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict]:
-    """Expand a preset into cell configs (validated; ``output_dir`` absolute)."""
+def entry_points(entry: dict) -> list[str]:
+    """The points of a preset's network entry: those it lists, else its network's study (or
+    study-style) points."""
     from .networks import network_info
 
+    return list(entry.get("points") or network_info(entry["network"]).study_points)
+
+
+def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict]:
+    """Expand a preset into cell configs (validated; ``output_dir`` absolute)."""
     results_dir = Path(results_dir).expanduser().resolve()
     out = []
     for bench, dataset in preset_datasets(preset):
@@ -142,13 +157,14 @@ def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict
                       "device": preset["device"], "data_root": preset.get("data_root"),
                       "output_dir": str(results_dir), "batch_size": None,
                       "overrides": dict(preset["overrides"].get(bench, {}))}
-            entries = list(preset.get("networks") or [])
+            entries = [e for e in preset.get("networks") or [] if bench in e.get("benchmarks", [bench])]
             for entry in entries:
                 weights = entry.get("weights", ["imagenet"])
                 weights = [weights] if isinstance(weights, str) else weights
-                points = entry.get("points") or list(network_info(entry["network"]).study_points)
+                points = entry_points(entry)
                 if not points:
-                    raise DplError(f"{entry['network']} has no study points: list its points in the preset")
+                    raise DplError(f"{entry['network']} has no study-style points (fewer than 4 spatial maps): "
+                                   "list its points in the preset")
                 for w in weights:
                     out.append({**common, "network": entry["network"], "points": list(points), "weights": w})
             if preset.get("baselines"):
@@ -161,6 +177,69 @@ def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict
 def cell_ids(preset: dict) -> set[str]:
     """The ids of a preset's cells (the records a table of that preset reads)."""
     return {cell_id(c) for c in cells(preset)}
+
+
+# --------------------------------------------------------------------------- the user's own networks
+
+YOURS = "yours.json"  # beside a preset's records: the networks `dpl evaluate` added to its run
+
+
+def read_yours(results_dir: str | os.PathLike) -> list[dict]:
+    """The network entries evaluated beside a preset's run (``dpl evaluate``), each marked
+    ``yours: true``; [] when there are none."""
+    path = Path(results_dir) / YOURS
+    if not path.is_file():
+        return []
+    try:
+        entries = json.loads(path.read_text())
+    except ValueError as err:
+        raise DplError(f"{path} is not valid JSON ({err}); delete it and rerun dpl evaluate") from err
+    return [{**e, "yours": True} for e in entries]
+
+
+def with_yours(preset: dict, results_dir: str | os.PathLike) -> dict:
+    """``preset`` with the networks evaluated in ``results_dir`` appended (once)."""
+    have = preset.get("networks") or []
+    extra = [e for e in read_yours(results_dir) if e not in have]
+    return {**preset, "networks": [*have, *extra]} if extra else preset
+
+
+def add_yours(preset: dict, results_dir: str | os.PathLike, network: str, weights: str = "imagenet",
+              points: list[str] | None = None, benchmarks: list[str] | None = None) -> dict:
+    """Record ``network`` with ``weights`` (imagenet, random or a weights file) at ``points``
+    (default: its study or study-style points) as the user's, to run on the preset's benchmarks
+    (or ``benchmarks`` of them) in ``results_dir``; returns its entry. It replaces an earlier
+    entry of the same network and weights; one the preset itself has is refused."""
+    from .networks import resolve_point
+
+    if weights not in ("imagenet", "random"):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise DplError(f"weights must be imagenet, random or a weights file; {weights!r} is no file")
+        weights = str(path.resolve())
+    points = [resolve_point(network, p).module for p in points or entry_points({"network": network})]
+    if not points:
+        raise DplError(f"{network} has no study-style points (fewer than 4 spatial maps); name them with --points "
+                       f"(dpl networks {network} --all lists them)")
+    ran = [b for b, _ in preset_datasets(preset)]
+    unknown = sorted(set(benchmarks or ()) - set(ran))
+    if unknown:
+        raise DplError(f"the {preset['name']} preset does not run {', '.join(unknown)}; it runs {', '.join(ran)}")
+    for e in preset.get("networks") or []:
+        w = e.get("weights", ["imagenet"])
+        if e["network"] == network and weights in ([w] if isinstance(w, str) else w):
+            raise DplError(f"{network} ({weights}) is in the {preset['name']} preset already: its records are the "
+                           "preset's own; evaluate other weights or another network")
+    entry = {"network": network, "weights": [weights], "points": points}
+    if benchmarks:
+        entry["benchmarks"] = list(dict.fromkeys(benchmarks))
+    cells({**preset, "networks": [entry], "baselines": False})  # validates it like a preset entry
+    path = Path(results_dir) / YOURS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = [{k: v for k, v in e.items() if k != "yours"} for e in read_yours(results_dir)
+            if (e["network"], e["weights"]) != (network, [weights])]
+    atomic_write(path, json.dumps([*kept, entry], indent=1))
+    return {**entry, "yours": True}
 
 
 # --------------------------------------------------------------------------- running one cell
@@ -259,8 +338,9 @@ class CellStatus:
 
 
 def status(preset: dict, results_dir: str | os.PathLike) -> list[CellStatus]:
-    """Each cell of the preset with its state from the records on disk."""
-    return states(cells(preset, results_dir), results_dir)
+    """Each cell of the preset (and of the networks evaluated beside it) with its state from the
+    records on disk."""
+    return states(cells(with_yours(preset, results_dir), results_dir), results_dir)
 
 
 def states(cell_list: list[dict], results_dir: str | os.PathLike) -> list[CellStatus]:
@@ -372,11 +452,13 @@ def _visible_gpus() -> int:
 
 
 def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int = 1,
-        retry_failed: bool = False, rerun_stale: bool = False, progress: bool = True) -> Counter:
+        retry_failed: bool = False, rerun_stale: bool = False, progress: bool = True,
+        only: Callable[[dict], bool] | None = None) -> Counter:
     """Run every missing cell locally (sequentially, or in ``workers`` processes that share the
     CPU cores between them and take the GPUs in turn, so several trainings share each GPU);
     returns the count of outcomes. Cells with a record are skipped (failed and stale ones too,
-    unless asked to rerun them); temporary files that dead runs left are removed first."""
+    unless asked to rerun them); temporary files that dead runs left are removed first.
+    ``only(cell)`` picks the cells to run (default: all); the manifest lists them all."""
     from tqdm.auto import tqdm
 
     absolute_environment()
@@ -386,7 +468,8 @@ def run(preset: dict, results_dir: str | os.PathLike = "results", workers: int =
     removed = clean_temporaries(results_dir)
     if removed:
         outcome["temporaries removed"] = removed
-    todo, skipped = to_run(_expand_and_record(preset, results_dir), results_dir, retry_failed, rerun_stale)
+    chosen = [c for c in _expand_and_record(preset, results_dir) if only is None or only(c)]
+    todo, skipped = to_run(chosen, results_dir, retry_failed, rerun_stale)
     outcome.update(skipped)
     bar = tqdm(total=len(todo), desc=f"{preset['name']} cells", unit="cell", disable=not progress)
     if workers <= 1:
@@ -475,8 +558,10 @@ def run_slurm(preset: dict, results_dir: str | os.PathLike = "results", partitio
 
 
 def _expand_and_record(preset: dict, results_dir: Path) -> list[dict]:
-    """The preset's cells; the preset as run and their ids are written beside the records (the
+    """The preset's cells and those of the networks evaluated in ``results_dir``
+    (:func:`with_yours`); the preset as run and their ids are written beside the records (the
     book and ``dpl table`` read them there: nothing expands the preset again)."""
+    preset = with_yours(preset, results_dir)
     cell_list = cells(preset, results_dir)
     write_manifest(results_dir, preset, [cell_id(c) for c in cell_list])
     return cell_list

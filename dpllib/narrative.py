@@ -15,9 +15,23 @@ from .errors import DplError
 from .networks import STUDY_POINTS
 
 
+YOURS_MARK = " (yours)"  # after the name of a network the user evaluated beside a preset
+
+
 def short_name(network: str) -> str:
     """A network's name for narrow tables and captions: efficientnet_lite0 -> lite0."""
     return network.replace("efficientnet_", "")
+
+
+def shown_names(frame: pd.DataFrame) -> pd.Series:
+    """The ``network`` column as the book shows it: short, and marked where ``yours`` is true."""
+    mine = frame["yours"].eq(True) if "yours" in frame else pd.Series(False, index=frame.index)
+    return frame["network"].astype(str).map(short_name) + np.where(mine, YOURS_MARK, "")
+
+
+def shown_weights(weights: str) -> str:
+    """A weights value as the book shows it: imagenet, random, or a weights file's name."""
+    return weights if "/" not in str(weights) else f"file {str(weights).rsplit('/', 1)[-1]}"
 
 
 def data_label(benchmark: str, dataset: str) -> str:
@@ -236,7 +250,7 @@ def recommendation_line(answer) -> str:
     c = answer.choice
     if c is None:
         return "Nothing fits the budget: allow more milliseconds or memory per image."
-    what = f"{c['network']} {c['alias']} ({c['weights']})"
+    what = f"{c['network']}{YOURS_MARK if c.get('yours') else ''} {c['alias']} ({shown_weights(c['weights'])})"
     score = f"score {c['score']:.4g} (95% CI {c['ci_low']:.4g} to {c['ci_high']:.4g}, {int(c['n_seeds'])} seeds)"
     cost = f"{c['ms_per_image']:.3g} ms and {c['memory_mb']:.3g} MB per image, {c['gmacs']:.3g} GMACs"
     if not answer.ranked:
@@ -245,6 +259,20 @@ def recommendation_line(answer) -> str:
     tied = int(answer.candidates["tied_with_best"].sum())
     return (f"Use {what}: {score}; {cost}. It is the cheapest of {tied} loss network(s) within seed noise (least "
             f"significant difference {answer.lsd:.3g}) of the best one within the budget.")
+
+
+def yours_line(table: pd.DataFrame) -> str | None:
+    """What the book says of the user's networks in ``table`` (None when it has none)."""
+    if "yours" not in table:
+        return None
+    mine = table[table["yours"].eq(True)][["network", "weights"]].drop_duplicates()
+    if mine.empty:
+        return None
+    names = ", ".join(f"{n} ({shown_weights(w)})" for n, w in mine.itertuples(index=False))
+    return (f"Your network{'s' if len(mine) > 1 else ''}, evaluated beside this preset with `dpl evaluate`: {names}; "
+            f"marked '{YOURS_MARK.strip()}' in the tables and figures. They are shown and ranked with the preset's loss "
+            "networks (the heat maps beside the ImageNet ones), but the statistics (seed noise and agreement, the "
+            "conventions) use the preset's loss networks only, so the run's conclusions do not change with them.")
 
 
 def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
@@ -278,9 +306,14 @@ def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
 def readable(frame: pd.DataFrame, digits: int = 3, columns: dict[str, str] | None = None):
     """A table for the book: no index column, numbers to ``digits`` significant digits, a dash
     where a value is not computed (with a footnote saying so), booleans as yes/no, column names
-    made readable (``columns`` renames), network names short (lite0 for efficientnet_lite0)."""
+    made readable (``columns`` renames), network names short (lite0 for efficientnet_lite0) and
+    the user's marked (a ``yours`` column), weights files by their name."""
     from IPython.display import HTML
 
+    if "yours" in frame and "network" in frame:  # the user's networks marked by name
+        frame = frame.assign(network=shown_names(frame)).drop(columns="yours")
+    if "weights" in frame:
+        frame = frame.assign(weights=frame["weights"].map(lambda w: w if not isinstance(w, str) else shown_weights(w)))
     frame = frame.rename(columns=columns or {})
     frame = frame.rename(columns=lambda c: str(c).replace("_", " "))
     dash = frame.isna().to_numpy().any()
@@ -305,23 +338,25 @@ def readable(frame: pd.DataFrame, digits: int = 3, columns: dict[str, str] | Non
 
 
 def preset_networks(preset: dict) -> pd.DataFrame:
-    """The preset's loss networks: one row per network and point with its weights, ImageNet
-    top-1, parameters, batch norm, module, alias, depth and channels."""
-    from .networks import extraction_points, network_info, resolve_point
+    """The preset's loss networks (and the user's, marked): one row per network and point with
+    its weights, ImageNet top-1, parameters, batch norm, module, alias, depth and channels."""
+    from .networks import network_info, resolve_point
 
     rows = []
     for entry in preset["networks"]:
         info = network_info(entry["network"])
         weights = entry.get("weights", ["imagenet"])
         weights = [weights] if isinstance(weights, str) else weights
-        chosen = entry.get("points")
-        points = ([resolve_point(info.name, p) for p in chosen] if chosen
-                  else extraction_points(info.name, study_only=True))
-        for p in points:
-            rows.append({"network": info.name, "weights": ", ".join(weights), "top1": info.top1,
+        files = [w for w in weights if w not in ("imagenet", "random")]
+        for p in [resolve_point(info.name, p) for p in entry.get("points") or info.study_points]:
+            rows.append({"network": info.name, "yours": bool(entry.get("yours")),
+                         "weights": ", ".join(map(shown_weights, weights)),
+                         "top1": info.top1 if not files else None,
                          "params (M)": round(info.params / 1e6, 1), "batch norm": info.has_batchnorm,
                          "point": p.study_index, "module": p.module, "alias": p.alias, "depth": round(p.depth, 3),
-                         "channels": p.channels, "weights from": info.weights_origin.split(" (")[0]})
+                         "channels": p.channels,
+                         "weights from": "your file" if files else info.weights_origin.split(" (")[0],
+                         "benchmarks": ", ".join(entry.get("benchmarks", [])) or "all"})
     return pd.DataFrame(rows)
 
 

@@ -252,12 +252,31 @@ class Run:
         return Run(table, self.preset, records, refs, examples)
 
 
+def yours(preset: dict) -> set[tuple[str, str]]:
+    """(network, weights) of the preset's entries marked ``yours`` (``dpl evaluate``)."""
+    out = set()
+    for e in preset.get("networks") or []:
+        if e.get("yours"):
+            w = e.get("weights", ["imagenet"])
+            out |= {(e["network"], x) for x in ([w] if isinstance(w, str) else w)}
+    return out
+
+
+def mark_yours(frame: pd.DataFrame, preset: dict) -> pd.DataFrame:
+    """``frame`` with ``yours`` True on the rows of the user's networks in ``preset``."""
+    if frame.empty:
+        return frame
+    mine = yours(preset)
+    return frame.assign(yours=[(n, w) in mine for n, w in zip(frame["network"], frame["weights"])])
+
+
 def load_run(results_dir: str | os.PathLike, table_path: str | os.PathLike | None = None) -> Run:
     """The run in ``results_dir`` (its manifest names the cells; each record is read once); the
-    table is read from ``table_path`` when given."""
+    table is read from ``table_path`` when given. The user's networks (``dpl evaluate``) are
+    marked in the table's ``yours`` column."""
     preset, ids = read_manifest(results_dir)
     recs = records(results_dir, ids)
-    frame = read_table(table_path) if table_path else table_of(recs)
+    frame = mark_yours(read_table(table_path) if table_path else table_of(recs), preset)
     return Run(frame, preset, recs, references(recs), cell_examples(results_dir, recs))
 
 
@@ -286,8 +305,8 @@ def table_of(recs: list[dict]) -> pd.DataFrame:
             meta = {"family": BASELINE, "top1": None, "params": None, "has_batchnorm": None}
         else:
             info = network_info(cfg["network"])
-            meta = {"family": info.family, "top1": info.top1, "params": info.params,
-                    "has_batchnorm": info.has_batchnorm}
+            meta = {"family": info.family, "top1": info.top1 if cfg["weights"] in ("imagenet", "random") else None,
+                    "params": info.params, "has_batchnorm": info.has_batchnorm}  # a weights file's accuracy is unknown
         if rec["status"] != "ok":
             rows.append({**base, **meta, "point": None, "alias": None, "metric": None, "split": None,
                          "value": None, "depth": None, "study_index": None})
@@ -301,6 +320,7 @@ def table_of(recs: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["pretrained"] = frame["weights"] == "imagenet"
+        frame["yours"] = False  # a network the user evaluated beside a preset (mark_yours)
     frame.attrs["schema_version"] = TABLE_SCHEMA_VERSION
     return frame
 

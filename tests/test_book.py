@@ -9,6 +9,7 @@ import sys
 import nbformat
 import papermill as pm
 import pytest
+import torch
 
 from dpllib import DplError, report
 from dpllib.narrative import short_name
@@ -33,12 +34,26 @@ def book_copy(tmp_path_factory):
     return target
 
 
+def _dpl(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dpllib.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.slow
-def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
-    """`dpl book` on the records already there, then every page in headless Chromium."""
-    built = subprocess.run([sys.executable, "-m", "dpllib.cli", "book", "--preset", str(fabricated / "preset.yaml"),
-                            "--results", str(fabricated), "--book-dir", str(book_copy), "--no-run"],
-                           capture_output=True, text=True, timeout=900)
+def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path, data_env):
+    """`dpl evaluate` of a network outside the preset (a torchvision MobileNet from a weights
+    file, at its study-style points, real smoke-budget super-resolution cells), then `dpl book` on
+    the records there, then every page in headless Chromium: the user's network is one more row,
+    marked, in the chapters that show it."""
+    import torchvision
+
+    weights = tmp_path / "mine.pth"
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
+    evaluated = _dpl("evaluate", "mobilenet_v3_small", "--weights", str(weights), "--preset", str(fabricated / "preset.yaml"),
+                     "--results", str(fabricated), "--benchmarks", "super_resolution")
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
+    assert "ok: 2" in evaluated.stdout and (fabricated / "point_costs.json").is_file()
+    built = _dpl("book", "--preset", str(fabricated / "preset.yaml"), "--results", str(fabricated), "--book-dir",
+                 str(book_copy), "--no-run")
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     html = book_copy / "_build" / "html"
     assert f"book: {html / 'index.html'}" in built.stdout
@@ -65,6 +80,11 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path):
     assert "squeezenet1_1" in text and "fabricated" in text  # generated from the (fabricated) preset
     assert "authors&#39; code" in text or "authors' code" in text  # the deviations table
     assert "mathjax/tex-mml-chtml.js" in (html / "intro.html").read_text()
+    mine = "mobilenet_v3_small (yours)"  # in the chapters that show the benchmark it ran on
+    for page in ("super_resolution", "methods", "choose"):
+        assert mine in (html / "chapters" / f"{page}.html").read_text(), page
+    assert mine not in (html / "chapters" / "segmentation.html").read_text()
+    assert "Your network, evaluated beside this preset" in (html / "chapters" / "super_resolution.html").read_text()
     # nothing changed: no chapter is executed again
     assert report.execute_chapters(fabricated, book_copy, progress=False) == []
 

@@ -5,7 +5,6 @@ hundred tables per case)."""
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from dpllib import analysis, narrative
 

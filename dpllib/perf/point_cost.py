@@ -19,9 +19,8 @@ warnings.filterwarnings("ignore")
 
 
 def main(argv: list[str] | None = None) -> None:
-    from dpllib.costs import costs_json, measure_point_costs
-    from dpllib.grid import load_preset
-    from dpllib.networks import network_info
+    from dpllib.costs import costs_json, device_label, measure_point_costs
+    from dpllib.grid import entry_points, load_preset
     from dpllib.results import environment
 
     parser = argparse.ArgumentParser(prog="dpl bench point_cost", description=__doc__.split("\n\n")[0])
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     todo: dict[str, list[str]] = {}
     for e in entries:
         points = todo.setdefault(e["network"], [])
-        points += [p for p in e.get("points") or network_info(e["network"]).study_points if p not in points]
+        points += [p for p in entry_points(e) if p not in points]
     rows = []
     print(f"{'network/point':40s} {'ms/image':>9s} {'MB/image':>9s} {'GMACs':>7s} {'params(M)':>9s}")
     for network, points in todo.items():
@@ -48,9 +47,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{r['network'] + '/' + r['point']:40s} {r['ms_per_image']:9.2f} {r['memory_mb']:9.2f} "
                   f"{r['gmacs']:7.3f} {r['params'] / 1e6:9.3f}", flush=True)
     env = environment()
-    kind = "cuda" if args.device.startswith("cuda") else "cpu"
-    where = "CUDA" if kind == "cuda" else f"CPU, {env['threads']} threads"
-    data = costs_json(rows, f"{env['device_name']} ({where})", kind, args.size, args.batch, args.repeats, env["torch"],
+    name, kind = device_label(env, args.device)
+    data = costs_json(rows, name, kind, args.size, args.batch, args.repeats, env["torch"],
                       (env["git_commit"] or "?")[:7])
     out = Path(args.out) if args.out else \
         Path(__file__).resolve().parents[1] / "presets" / "point_costs" / f"{args.name or kind}.json"
