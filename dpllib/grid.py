@@ -204,19 +204,35 @@ def with_yours(preset: dict, results_dir: str | os.PathLike) -> dict:
     return {**preset, "networks": [*have, *extra]} if extra else preset
 
 
+def _keep_weights(path: Path, results_dir: Path) -> Path:
+    """A copy of the weights file ``path`` in ``results_dir/weights/<sha256 prefix>/<its name>``:
+    the records then name its content (an edited file is a new loss network, a moved one still
+    loads)."""
+    import hashlib
+
+    if not path.is_file():
+        raise DplError(f"weights must be imagenet, random or a weights file (.pth, .pt, .safetensors); {str(path)!r} "
+                       "is no file")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    kept = results_dir.resolve() / "weights" / digest.hexdigest()[:16] / path.name
+    if not kept.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(kept, lambda tmp: shutil.copyfile(path, tmp))
+    return kept
+
+
 def add_yours(preset: dict, results_dir: str | os.PathLike, network: str, weights: str = "imagenet",
               points: list[str] | None = None, benchmarks: list[str] | None = None) -> dict:
-    """Record ``network`` with ``weights`` (imagenet, random or a weights file) at ``points``
-    (default: its study or study-style points) as the user's, to run on the preset's benchmarks
-    (or ``benchmarks`` of them) in ``results_dir``; returns its entry. It replaces an earlier
-    entry of the same network and weights; one the preset itself has is refused."""
+    """Record ``network`` with ``weights`` (imagenet, random or a weights file, kept by content
+    in ``results_dir``) at ``points`` (default: its study or study-style points) as the user's,
+    to run on the preset's benchmarks (or ``benchmarks`` of them) in ``results_dir``; returns its
+    entry. It replaces an earlier entry of the same network and weights (file name); one the
+    preset itself has is refused."""
     from .networks import resolve_point
 
-    if weights not in ("imagenet", "random"):
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise DplError(f"weights must be imagenet, random or a weights file; {weights!r} is no file")
-        weights = str(path.resolve())
     points = [resolve_point(network, p).module for p in points or entry_points({"network": network})]
     if not points:
         raise DplError(f"{network} has no study-style points (fewer than 4 spatial maps); name them with --points "
@@ -225,9 +241,11 @@ def add_yours(preset: dict, results_dir: str | os.PathLike, network: str, weight
     unknown = sorted(set(benchmarks or ()) - set(ran))
     if unknown:
         raise DplError(f"the {preset['name']} preset does not run {', '.join(unknown)}; it runs {', '.join(ran)}")
+    if weights not in ("imagenet", "random"):
+        weights = str(_keep_weights(Path(weights).expanduser(), Path(results_dir)))
     for e in preset.get("networks") or []:
         w = e.get("weights", ["imagenet"])
-        if e["network"] == network and weights in ([w] if isinstance(w, str) else w):
+        if not e.get("yours") and e["network"] == network and weights in ([w] if isinstance(w, str) else w):
             raise DplError(f"{network} ({weights}) is in the {preset['name']} preset already: its records are the "
                            "preset's own; evaluate other weights or another network")
     entry = {"network": network, "weights": [weights], "points": points}
@@ -236,8 +254,8 @@ def add_yours(preset: dict, results_dir: str | os.PathLike, network: str, weight
     cells({**preset, "networks": [entry], "baselines": False})  # validates it like a preset entry
     path = Path(results_dir) / YOURS
     path.parent.mkdir(parents=True, exist_ok=True)
-    kept = [{k: v for k, v in e.items() if k != "yours"} for e in read_yours(results_dir)
-            if (e["network"], e["weights"]) != (network, [weights])]
+    kept = [{k: v for k, v in e.items() if k != "yours"} for e in read_yours(results_dir)  # a new version replaces
+            if (e["network"], Path(e["weights"][0]).name) != (network, Path(weights).name)]
     atomic_write(path, json.dumps([*kept, entry], indent=1))
     return {**entry, "yours": True}
 

@@ -82,7 +82,12 @@ def test_an_evaluated_network_joins_the_run(run_folder, tmp_path):
     mine = [c for c in cells if c["network"] == "mobilenet_v3_small"]
     assert {c["benchmark"] for c in mine} == {"super_resolution"} and len(mine) == len(preset["seeds"])
     assert len(cells) == len(grid.cells(preset)) + len(mine)
-    assert results.yours(grid.with_yours(preset, tmp_path)) == {("mobilenet_v3_small", str(weights.resolve()))}
+    (network, kept), = results.yours(grid.with_yours(preset, tmp_path))
+    assert kept.startswith(str(tmp_path / "weights")) and kept.endswith("/mine.pth")  # kept by content in the run
+    torch.save({"anything": torch.ones(1)}, weights)  # a new version of the file replaces the old entry
+    grid.add_yours(preset, tmp_path, "mobilenet_v3_small", str(weights), benchmarks=["super_resolution"])
+    (_, newer), = results.yours(grid.with_yours(preset, tmp_path))
+    assert newer != kept and newer.endswith("/mine.pth")
 
 
 @pytest.mark.parametrize("network, weights, kwargs, message", [
