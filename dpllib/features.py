@@ -9,6 +9,7 @@ rewritten out of place, so a point's tensor is never changed by a later op.
 from __future__ import annotations
 
 import copy
+import math
 import operator
 
 import torch
@@ -64,8 +65,9 @@ class FeatureExtractor(nn.Module):
     """Features of a frozen network at several points from one truncated forward pass.
 
     ``forward(x)`` takes an already normalised N x 3 x H x W batch and returns a list of
-    tensors, one per point, in the order given: N x C x h x w maps, and vectors (a global pool,
-    a classifier) as N x C x 1 x 1.
+    tensors, one per point, in the order given: N x C x h x w maps, vectors (a global pool,
+    a classifier) as N x C x 1 x 1, transformer tokens and channels-last maps as maps
+    (``layouts``: (layout, prefix tokens) per point, see :func:`as_map`; default: maps).
 
     ``follows_mode`` False (default): the network stays in eval mode whatever ``train()`` says
     (batch norm uses its running statistics; no dropout). True: ``train()`` reaches it as any
@@ -74,12 +76,14 @@ class FeatureExtractor(nn.Module):
     are frozen either way.
     """
 
-    def __init__(self, model: nn.Module, modules: list[str], source: str = "torchvision", follows_mode: bool = False):
+    def __init__(self, model: nn.Module, modules: list[str], source: str = "torchvision", follows_mode: bool = False,
+                 layouts: list[tuple[str, int]] | None = None):
         super().__init__()
         if not modules:
             raise ValueError("FeatureExtractor needs at least one point")
         self.follows_mode = follows_mode
         self.modules_ = list(modules)
+        self.layouts = list(layouts) if layouts is not None else [("map", 0)] * len(modules)
         keys = {m: f"p{i}" for i, m in enumerate(dict.fromkeys(modules))}
         self.keys = [keys[m] for m in modules]
         gm = tracer_module(source).create_feature_extractor(model.eval(), return_nodes=keys)
@@ -105,6 +109,7 @@ class FeatureExtractor(nn.Module):
         nn.Module.__init__(view)
         view.follows_mode = self.follows_mode
         view.modules_ = list(modules)
+        view.layouts = [self.layouts[self.modules_.index(m)] for m in modules]
         view.keys = [self.keys[self.modules_.index(m)] for m in modules]
         view.graph_module = gm
         return view.train(self.training)
@@ -115,4 +120,23 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = self.graph_module(x)
-        return [out[k] if out[k].dim() != 2 else out[k][:, :, None, None] for k in self.keys]
+        return [as_map(out[k], layout, prefix, tuple(x.shape[-2:])) for k, (layout, prefix) in zip(self.keys, self.layouts)]
+
+
+def as_map(features: torch.Tensor, layout: str, prefix_tokens: int = 0, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """A point's output as N x C x h x w (``layout``: see :data:`dpllib.networks.LAYOUTS`): a
+    vector as C x 1 x 1; tokens without the ``prefix_tokens`` (class, register, distillation),
+    the patch tokens on their grid (its aspect that of the input ``size``, H x W); channels-last
+    permuted."""
+    if features.dim() == 2:
+        return features[:, :, None, None]
+    if layout == "channels_last":
+        return features.permute(0, 3, 1, 2)
+    if layout == "tokens":
+        patches = features[:, prefix_tokens:, :]
+        n, cells, c = patches.shape
+        h = max(1, round(math.sqrt(cells * size[0] / size[1])))
+        if h * (cells // h) != cells:
+            raise ValueError(f"{cells} patch tokens do not fill a grid of the input's aspect {size[0]} x {size[1]}")
+        return patches.transpose(1, 2).reshape(n, c, h, cells // h)
+    return features

@@ -6,7 +6,11 @@ with d one of
 - ``mse``:   mean over channels of (a - b)^2 (= per-image feature MSE),
 - ``l1``:    mean over channels of |a - b|,
 - ``lpips``: unit-normalise over channels, squared difference, sum over channels, or a
-  non-negative 1x1 weighting of the channels (LPIPS "lin" calibration).
+  non-negative 1x1 weighting of the channels (LPIPS "lin" calibration),
+- ``cosine``: 1 - cosine similarity over channels (in [0, 2]); at a vector point (a pooled
+  embedding or class token, alias ``embedding`` on timm transformers) this is DreamSim's distance
+  (Fu et al., NeurIPS 2023: 1 - cos of the embeddings) for one backbone; uncalibrated LPIPS
+  of the same features is twice it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .paths import cache_dir
 from .networks import ExtractionPoint, network_info, resolve, resolve_point
 from .weights import Weights, load_network, weights_label
 
-DISTANCES = ("mse", "l1", "lpips")
+DISTANCES = ("mse", "l1", "lpips", "cosine")
 NORMALIZATIONS = ("network", "imagenet", "lpips", "none")
 REDUCTIONS = ("mean", "sum", "none", "map")
 INPUT_RANGES = ((0.0, 1.0), (-1.0, 1.0))
@@ -114,6 +118,8 @@ def feature_distance_map(a: torch.Tensor, b: torch.Tensor, distance: str,
         return (a - b).pow(2).mean(dim=1, keepdim=True)
     if distance == "l1":
         return (a - b).abs().mean(dim=1, keepdim=True)
+    if distance == "cosine":
+        return 1 - F.cosine_similarity(a, b, dim=1, eps=1e-8)[:, None]
     diff = (unit_normalize(a) - unit_normalize(b)).pow(2)
     if channel_weights is None:
         return diff.sum(dim=1, keepdim=True)
@@ -184,7 +190,7 @@ class PerceptualLoss(nn.Module):
         network: a name from :func:`dpllib.list_networks` (any torchvision/timm model works).
         points: one extraction point or several (module name, alias or fx node).
         weights: ``"imagenet"``, ``"random"``, a file path or a state dict.
-        distance: ``"mse"``, ``"l1"`` or ``"lpips"``.
+        distance: ``"mse"``, ``"l1"``, ``"lpips"`` or ``"cosine"`` (see the module docstring).
         point_weights: one factor per point (default 1 each).
         calibration: LPIPS linear channel weights for ``distance="lpips"``: ``"lpips"`` (the
             published v0.1 weights; LPIPS's own network and points), a list of 1 x C x 1 x 1
@@ -258,7 +264,8 @@ class PerceptualLoss(nn.Module):
         self.weights_label = weights_label(weights)
         self.network_mode = network_mode
         self.extractor = FeatureExtractor(model, [p.module for p in self.points], resolve(network)[0],
-                                          follows_mode=network_mode == "train")
+                                          follows_mode=network_mode == "train",
+                                          layouts=[(p.layout, p.prefix_tokens) for p in self.points])
         self.channel_weights = nn.ParameterList(
             self._calibration(calibration) if calibration is not None else [])
         self._min_size: int | None = None
@@ -338,9 +345,9 @@ class PerceptualLoss(nn.Module):
             feats = self._extractor_of(points, images.device)(images.contiguous(memory_format=self.memory_format))
         except AssertionError as err:  # timm's fixed-size models assert the input size
             size = network_info(self.network).input_size
-            raise DplError(f"{self.network} takes {size}x{size} px images only (its position embeddings have a "
-                           f"fixed size), got {images.shape[-2]}x{images.shape[-1]}; resize the images to "
-                           f"{size}x{size} px") from err
+            raise DplError(f"{self.network} takes {size}x{size} px images only (its position embeddings or "
+                           f"attention windows have a fixed size), got {images.shape[-2]}x{images.shape[-1]}; resize "
+                           f"the images to {size}x{size} px") from err
         except (RuntimeError, ValueError) as err:
             self._raise_if_too_small(images, err)
             raise
@@ -428,15 +435,16 @@ class PerceptualLoss(nn.Module):
 
 
 def _check_spatial(network: str, points: list[ExtractionPoint]) -> None:
-    """Refuse points whose features are neither maps (N x C x H x W) nor vectors (N x C)."""
+    """Refuse points whose features cannot be read as maps (:data:`dpllib.networks.LAYOUTS`)."""
     from .networks import feature_shapes
 
-    for point, shape in zip(points, feature_shapes(network, tuple(p.module for p in points))):
-        if len(shape) not in (2, 4):
+    for point in points:
+        if point.layout is None:
+            shape = feature_shapes(network, (point.module,))[0]
             raise DplError(
-                f"{network} point {point.module!r} gives features of shape {shape} (e.g. transformer tokens); "
-                "a perceptual loss compares N x C x H x W feature maps or N x C vectors. Choose a point "
-                "with such an output, or reshape the tokens to a map in your own module.")
+                f"{network} point {point.module!r} gives features of shape {shape}, which are no feature map "
+                "(N x C x H x W), vector (N x C), transformer tokens on a patch grid or channels-last map; "
+                f"choose another point (dpl networks {network} --all lists them with their channels).")
 
 
 def _one_of(name: str, value: str, allowed: Sequence[str]) -> None:

@@ -67,6 +67,13 @@ FAMILIES = {
 }
 
 
+# How a point's output is read as an N x C x h x w map: "map" as it is; "vector" (N x C, a pool or
+# a classifier) as C x 1 x 1; "tokens" (N x L x C, a transformer's) without its prefix tokens, the
+# patch tokens on their grid (as timm's forward_intermediates(output_fmt="NCHW")); "channels_last"
+# (N x h x w x C, Swin's) permuted.
+LAYOUTS = ("map", "vector", "tokens", "channels_last")
+
+
 @dataclass(frozen=True)
 class ExtractionPoint:
     """One place to read features from.
@@ -75,7 +82,8 @@ class ExtractionPoint:
     the network's weight layers (conv + linear) computed up to and including this point, in
     [0, 1]; ``channels`` and ``reduction`` (input size / feature size; None for a vector) are
     measured at the network's native input size; ``study_index`` is 1-4 for the study's
-    points, else None.
+    points (for a network the study did not use, its study-style points), else None.
+    ``layout`` says how the output is read as a map (:data:`LAYOUTS`).
     """
 
     network: str
@@ -85,6 +93,8 @@ class ExtractionPoint:
     channels: int | None
     reduction: float | None
     study_index: int | None = None
+    layout: str | None = "map"  # how its output becomes N x C x h x w: one of LAYOUTS; None: it cannot
+    prefix_tokens: int = 0  # tokens ("tokens" layout) before the patch tokens: class, register, distillation
 
     @property
     def in_study(self) -> bool:
@@ -188,9 +198,40 @@ def build(name: str) -> nn.Module:
             import torchvision
 
             return torchvision.models.get_model(arch, weights=None, **TORCHVISION_KWARGS.get(arch, {}))
-        import timm
+        return create_timm(arch, pretrained=False)
 
-        return timm.create_model(arch, pretrained=False)
+
+def create_timm(arch: str, pretrained: bool) -> nn.Module:
+    """A timm model; a transformer that can take other input sizes than its native one
+    (``dynamic_img_size``: position embeddings resampled) is built so where its forward pass
+    can still be traced (:func:`takes_any_size`)."""
+    import timm
+
+    if takes_any_size(arch):
+        return timm.create_model(arch, pretrained=pretrained, dynamic_img_size=True)
+    return timm.create_model(arch, pretrained=pretrained)
+
+
+@functools.cache
+def takes_any_size(arch: str) -> bool:
+    """Whether the timm model ``arch`` is built with ``dynamic_img_size`` (ViT, DINOv2, CLIP, EVA:
+    any size its patches divide): it has the option and its dynamic forward pass traces (torch.fx;
+    DeiT's distilled one and Swin's do not: they take their native size only)."""
+    import timm
+
+    from .features import tracer_module
+
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(arch, pretrained=False, dynamic_img_size=True).eval()
+    except TypeError:  # no such option: CNNs
+        return False
+    try:
+        last = [n for n, _ in model.named_children()][-1]
+        tracer_module("timm").create_feature_extractor(model, return_nodes={last: "out"})
+    except Exception:  # a forward pass with data-dependent control flow
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- metadata
@@ -237,7 +278,7 @@ def network_info(name: str) -> NetworkInfo:
             origin = f"PyPI package {LITE_NETWORKS[name]['package'].replace('_', '-')}"
     gmacs = _gmacs(model, size)
     points = STUDY_POINTS.get(name) or (LITE_POINTS if name in LITE_NETWORKS else ()) \
-        or quarter_depth_points(_module_outputs(model, size), size)
+        or quarter_depth_points(_module_outputs(model, size))
     return NetworkInfo(name=name, source=source, architecture=arch, family=family, top1=top1,
                        top5=top5, params=params, gmacs=gmacs, has_batchnorm=has_bn, mean=mean,
                        std=std, input_size=size, study_points=points, weights_origin=origin)
@@ -294,23 +335,61 @@ def _aliases(name: str, model: nn.Module) -> dict[str, str]:
     elif arch.startswith("densenet"):
         for child, _ in model.features.named_children():
             aliases[f"features.{child}"] = child
+    if _patch_grid(model) is not None and hasattr(model, "fc_norm"):  # timm transformers: the pooled
+        aliases["fc_norm"] = "embedding"  # embedding (class token or mean of the tokens) before the head
     return aliases
 
 
-def _module_outputs(model: nn.Module, size: int) -> list[tuple[str, float, torch.Tensor | None]]:
-    """(module name, depth, output tensor or None) of every module, in the order they finish,
-    from one forward pass of ``size`` x ``size`` px on the meta device. Depth: the fraction of
-    weight layers (conv + linear) computed by then; a reused module counts at its last call."""
+@dataclass(frozen=True)
+class _Output:
+    """One module's output in a meta forward pass: where it finishes (``depth``), the tensor, how
+    to read it as a map (``layout``, ``prefix_tokens``) and its grid (h, w; None for a vector or
+    an output that is no map)."""
+
+    module: str
+    depth: float
+    tensor: torch.Tensor | None
+    layout: str | None
+    prefix_tokens: int
+    grid: tuple[int, int] | None
+
+
+def _patch_grid(model: nn.Module) -> tuple[int, int] | None:
+    """The patch grid (h, w) of a timm transformer at its native size, else None."""
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    return tuple(int(g) for g in grid) if grid is not None else None
+
+
+def _read(model: nn.Module, module: nn.Module, out: torch.Tensor | None, patches: tuple[int, int] | None):
+    """(layout, prefix tokens, grid) of one module's output (see :data:`LAYOUTS`)."""
+    if out is None:
+        return None, 0, None
+    if out.dim() == 2:
+        return "vector", 0, None
+    if out.dim() == 3 and patches is not None and out.shape[1] >= patches[0] * patches[1]:
+        return "tokens", int(out.shape[1]) - patches[0] * patches[1], patches
+    if out.dim() == 4:
+        nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC" or (patches is not None and tuple(out.shape[1:3]) == patches)
+        if nhwc and not isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
+            return "channels_last", 0, (int(out.shape[1]), int(out.shape[2]))
+        return "map", 0, (int(out.shape[2]), int(out.shape[3]))
+    return None, 0, None
+
+
+def _module_outputs(model: nn.Module, size: int) -> list[_Output]:
+    """Every module's output, in the order they finish, from one forward pass of ``size`` x
+    ``size`` px on the meta device. Depth: the fraction of weight layers (conv + linear) computed
+    by then; a reused module counts at its last call."""
     names = {m: n for n, m in model.named_modules() if n}
     weight_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-    finished: dict[str, tuple[int, torch.Tensor | None]] = {}
+    finished: dict[str, tuple[nn.Module, int, torch.Tensor | None]] = {}
     weight_layers = [0]
 
     def hook(module, _inp, out):
         if isinstance(module, weight_types):
             weight_layers[0] += 1
         finished.pop(names[module], None)
-        finished[names[module]] = (weight_layers[0], out if isinstance(out, torch.Tensor) else None)
+        finished[names[module]] = (module, weight_layers[0], out if isinstance(out, torch.Tensor) else None)
 
     handles = [m.register_forward_hook(hook) for m in names]
     try:
@@ -320,18 +399,20 @@ def _module_outputs(model: nn.Module, size: int) -> list[tuple[str, float, torch
         for h in handles:
             h.remove()
     total = max(weight_layers[0], 1)
-    return [(module, count / total, out) for module, (count, out) in finished.items()]
+    patches = _patch_grid(model)
+    return [_Output(name, count / total, out, *_read(model, module, out, patches))
+            for name, (module, count, out) in finished.items()]
 
 
-def quarter_depth_points(outputs: list[tuple[str, float, torch.Tensor | None]], size: int) -> tuple[str, ...]:
+def quarter_depth_points(outputs: list[_Output]) -> tuple[str, ...]:
     """Study-style points for a network the study did not use: its blocks are the children of
-    the shallowest module that splits it into at least 4 spatial maps (larger than 1 x 1) of which
-    none holds more than 60% of the weight layers (e.g. ResNet's layer1-4 with the stem,
-    MobileNet's features.0-12, ConvNeXt's stages.0-3, EfficientNet's blocks.0-6); the
-    points are the blocks nearest to 1/4, 1/2, 3/4 and all of the last block's depth (the last
-    of equally deep blocks: a block's end). () when the network has fewer than 4 spatial maps."""
-    maps = [(m, d, out) for m, d, out in outputs if out is not None and out.dim() == 4 and out.shape[-1] > 1
-            and out.shape[-1] < size * 2]
+    the shallowest module that splits it into at least 4 spatial maps (larger than 1 x 1; token
+    grids and channels-last maps count) of which none holds more than 60% of the weight layers
+    (e.g. ResNet's layer1-4 with the stem, MobileNet's features.0-12, ConvNeXt's stages.0-3,
+    EfficientNet's blocks.0-6, ViT's blocks.0-11, Swin's layers.0-3); the points are the blocks
+    nearest to 1/4, 1/2, 3/4 and all of the last block's depth (the last of equally deep blocks:
+    a block's end). () when the network has fewer than 4 spatial maps."""
+    maps = [(o.module, o.depth, o.tensor) for o in outputs if o.grid is not None and max(o.grid) > 1]
 
     def parent(module: str) -> str:
         return module.rpartition(".")[0]
@@ -373,14 +454,15 @@ def _trace(name: str) -> tuple[ExtractionPoint, ...]:
     aliases = _aliases(name, model)
     study = {m: i + 1 for i, m in enumerate(info.study_points)}
     points = []
-    for module, depth, out in _module_outputs(model, info.input_size):
+    for o in _module_outputs(model, info.input_size):
         channels = reduction = None
-        if out is not None and out.dim() in (2, 4):  # a vector counts as C x 1 x 1
-            channels = int(out.shape[1])
-            reduction = info.input_size / int(out.shape[-1]) if out.dim() == 4 else None
-        points.append(ExtractionPoint(network=name, module=module, alias=aliases.get(module, module),
-                                      depth=depth, channels=channels, reduction=reduction,
-                                      study_index=study.get(module)))
+        if o.layout is not None:  # a vector counts as C x 1 x 1
+            channels = int(o.tensor.shape[-1] if o.layout in ("tokens", "channels_last") else o.tensor.shape[1])
+            reduction = info.input_size / o.grid[1] if o.grid else None
+        points.append(ExtractionPoint(network=name, module=o.module, alias=aliases.get(o.module, o.module),
+                                      depth=o.depth, channels=channels, reduction=reduction,
+                                      study_index=study.get(o.module), layout=o.layout,
+                                      prefix_tokens=o.prefix_tokens))
     return tuple(points)
 
 
@@ -423,8 +505,9 @@ def resolve_point(network: str, point: str | ExtractionPoint) -> ExtractionPoint
             if parent in by_module:
                 break
         depth = by_module[parent].depth if parent in by_module else 0.0
-        return ExtractionPoint(network=network, module=point, alias=point, depth=depth,
-                               channels=None, reduction=None)
+        dims = len(feature_shapes(network, (point,))[0])
+        return ExtractionPoint(network=network, module=point, alias=point, depth=depth, channels=None, reduction=None,
+                               layout={2: "vector", 4: "map"}.get(dims))
     pool = [p.module for p in points] + [p.alias for p in points]
     study = network_info(network).study_points
     raise DplError(

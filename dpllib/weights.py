@@ -19,7 +19,7 @@ from torch import nn
 
 from .download import download
 from .errors import DplError, UnavailableError
-from .networks import LITE_NETWORKS, imagenet_weights_enum, build, resolve
+from .networks import LITE_NETWORKS, build, create_timm, imagenet_weights_enum, resolve
 
 Weights = str | os.PathLike | Mapping[str, torch.Tensor] | nn.Module
 # DenseNet checkpoints saved before torchvision 0.3 name layers "norm.1" where modules are "norm1"
@@ -102,7 +102,7 @@ def _imagenet(name: str) -> nn.Module:
 
     cfg = timm.models.get_pretrained_cfg(arch)
     try:
-        return timm.create_model(arch, pretrained=True)
+        return create_timm(arch, pretrained=True)
     except Exception as err:  # timm raises a variety of hub / HTTP errors
         hub_id = getattr(cfg, "hf_hub_id", None) if cfg else None
         raise UnavailableError(

@@ -250,8 +250,9 @@ def test_lin_weights_download_path(tmp_path, monkeypatch, http_server):
 
 
 def test_a_fixed_size_model_names_the_size_it_takes():
-    """timm's ViTs assert their input size inside the traced graph: a DplError names the size."""
-    loss = PerceptualLoss("timm:vit_tiny_patch16_224", "head", weights="random")
+    """timm's Swin asserts its input size inside the traced graph (its attention windows): a
+    DplError names the size."""
+    loss = PerceptualLoss("timm:swin_tiny_patch4_window7_224", "layers.0", weights="random")
     with pytest.raises(DplError, match="takes 224x224 px images only .* got 160x160; resize the images to 224x224"):
         loss(torch.rand(1, 3, 160, 160), torch.rand(1, 3, 160, 160))
     assert torch.isfinite(loss(torch.rand(1, 3, 224, 224), torch.rand(1, 3, 224, 224)))

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from dpllib import DplError, PerceptualLoss, grid, load_network, results
+from dpllib import PerceptualLoss, grid, load_network, results
 from dpllib.files import temporary_is_orphaned, temporary_path
 
 from .conftest import REPO
@@ -132,11 +132,6 @@ def test_vector_points_count_as_one_by_one_maps():
     assert loss.points[0].channels == 1000 and loss.points[0].reduction is None
     lite = PerceptualLoss("efficientnet_lite0", ["classifier", "global_pool.flatten"], distance="lpips")
     assert torch.isfinite(lite(x.detach(), y))
-
-
-def test_token_points_are_refused_at_construction():
-    with pytest.raises(DplError, match=r"point 'blocks.0' gives features of shape \(1, 197, 192\)"):
-        PerceptualLoss("timm:vit_tiny_patch16_224", "blocks.0", weights="random")
 
 
 # --------------------------------------------------------------------------- 5: many processes
