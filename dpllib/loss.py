@@ -212,6 +212,9 @@ class PerceptualLoss(nn.Module):
             stay frozen either way; a new loss starts in eval mode.
         channels_last: run the network in channels-last memory format (faster convolutions
             on CPU and on CUDA tensor cores; same numbers to float precision).
+        resize: resize the images to ``resize`` x ``resize`` px (bilinear, antialiased) before the
+            network: for a network that takes one size only (``dpllib.networks.fixed_input_size``:
+            Swin, distilled DeiT), as DreamSim feeds its backbones 224 px. None: as they are.
 
     Inputs: two float tensors N x 3 x H x W in ``input_range``. The loss network is frozen
     (and in eval mode unless ``network_mode="train"``); gradients flow to both inputs.
@@ -233,6 +236,7 @@ class PerceptualLoss(nn.Module):
         seed: int = 0,
         channels_last: bool = True,
         network_mode: str = "eval",
+        resize: int | None = None,
     ):
         super().__init__()
         points = [points] if isinstance(points, (str, ExtractionPoint)) else list(points)
@@ -268,6 +272,7 @@ class PerceptualLoss(nn.Module):
                                           layouts=[(p.layout, p.prefix_tokens) for p in self.points])
         self.channel_weights = nn.ParameterList(
             self._calibration(calibration) if calibration is not None else [])
+        self.resize = resize
         self._min_size: int | None = None
         self._truncated: dict[tuple, FeatureExtractor] = {}
         self.train(False)
@@ -340,14 +345,17 @@ class PerceptualLoss(nn.Module):
         return self._truncated[key]
 
     def _features(self, images: torch.Tensor, points: Sequence[str] | None = None) -> list[torch.Tensor]:
-        """Features of already normalised images (one truncated pass)."""
+        """Features of already normalised images (one truncated pass; resized first with ``resize``)."""
+        if self.resize is not None and tuple(images.shape[-2:]) != (self.resize, self.resize):
+            images = F.interpolate(images, size=(self.resize, self.resize), mode="bilinear", antialias=True,
+                                   align_corners=False)
         try:
             feats = self._extractor_of(points, images.device)(images.contiguous(memory_format=self.memory_format))
         except AssertionError as err:  # timm's fixed-size models assert the input size
             size = network_info(self.network).input_size
             raise DplError(f"{self.network} takes {size}x{size} px images only (its position embeddings or "
                            f"attention windows have a fixed size), got {images.shape[-2]}x{images.shape[-1]}; resize "
-                           f"the images to {size}x{size} px") from err
+                           f"the images to {size}x{size} px (resize={size} does it)") from err
         except (RuntimeError, ValueError) as err:
             self._raise_if_too_small(images, err)
             raise

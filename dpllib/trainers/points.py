@@ -23,6 +23,7 @@ from torch import nn
 from ..config import BASELINE, CellConfig, evaluation_interval, training_steps
 from ..files import atomic_write
 from ..loss import PerceptualLoss, feature_distance
+from ..networks import fixed_input_size
 from ..paths import cache_dir
 from ..results import code_version, make_record, row
 from .common import CellCheckpoint, NetworkBuffers, alias_of, autocast, pick_device, seed_everything
@@ -46,7 +47,7 @@ class PointLosses:
         self.points = list(points)
         self.loss = PerceptualLoss(cfg.network, self.points, weights=cfg.weights, seed=cfg.seed, distance="mse",
                                    normalization=normalization, grayscale="rgb", check_inputs=False,
-                                   network_mode=network_mode).to(device)
+                                   network_mode=network_mode, resize=fixed_input_size(cfg.network)).to(device)
 
     def target_features(self, images: torch.Tensor, training: bool = False) -> dict[str, torch.Tensor]:
         self.loss.train(training)

@@ -20,6 +20,7 @@ from ..datasets import (JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, b
                         severity_2afc)
 from ..loss import PerceptualLoss, feature_distance_map, unit_normalize
 from ..metrics import jnd_map, twoafc_score
+from ..networks import fixed_input_size
 from ..protocol import Deviation
 from ..results import make_record, row
 from .common import CellCheckpoint, NetworkBuffers, alias_of, pick_device, seed_everything
@@ -106,8 +107,8 @@ class Distances:
         self.device = device
         if not self.baseline:
             self.loss = PerceptualLoss(cfg.network, cfg.points, weights=cfg.weights, distance="lpips",
-                                       normalization="imagenet", seed=cfg.seed,
-                                       network_mode=network_mode).to(device)
+                                       normalization="imagenet", seed=cfg.seed, network_mode=network_mode,
+                                       resize=fixed_input_size(cfg.network)).to(device)
 
     def features(self, images: torch.Tensor, training: bool = False) -> list[torch.Tensor]:
         """Each point's features of uint8 images; ``training``: the loss network in training
