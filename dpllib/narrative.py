@@ -354,7 +354,8 @@ def preset_networks(preset: dict) -> pd.DataFrame:
                          "top1": info.top1 if not files else None,
                          "params (M)": round(info.params / 1e6, 1), "batch norm": info.has_batchnorm,
                          "point": p.study_index, "module": p.module, "alias": p.alias, "depth": round(p.depth, 3),
-                         "channels": p.channels,
+                         "channels": p.channels, "kind": info.kind,
+                         "trained on": "your file" if files else info.training,
                          "weights from": "your file" if files else info.weights_origin.split(" (")[0],
                          "benchmarks": ", ".join(entry.get("benchmarks", [])) or "all"})
     return pd.DataFrame(rows)

@@ -291,7 +291,8 @@ def table(results_dir: str | os.PathLike, cell_ids: set[str] | None = None) -> p
 
 def table_of(recs: list[dict]) -> pd.DataFrame:
     """One tidy row per cell, point, metric and split, joined with network and point metadata:
-    top1, depth, has_batchnorm, params, pretrained (weights == 'imagenet'), family."""
+    top1, depth, has_batchnorm, params, pretrained (weights == 'imagenet'), family, training
+    (what the weights learned from) and kind (CNN or transformer)."""
     from .networks import network_info, resolve_point
 
     rows = []
@@ -302,11 +303,14 @@ def table_of(recs: list[dict]) -> pd.DataFrame:
                 "seed": cfg["seed"], "status": rec["status"], "wall_time_s": rec.get("wall_time_s"),
                 "code_version": rec.get("code_version")}
         if cfg["network"] == BASELINE:
-            meta = {"family": BASELINE, "top1": None, "params": None, "has_batchnorm": None}
+            meta = {"family": BASELINE, "top1": None, "params": None, "has_batchnorm": None, "training": None,
+                    "kind": None}
         else:
             info = network_info(cfg["network"])
             meta = {"family": info.family, "top1": info.top1 if cfg["weights"] in ("imagenet", "random") else None,
-                    "params": info.params, "has_batchnorm": info.has_batchnorm}  # a weights file's accuracy is unknown
+                    "params": info.params, "has_batchnorm": info.has_batchnorm,  # a weights file's accuracy is unknown
+                    "training": info.training if cfg["weights"] == "imagenet" else cfg["weights"] if cfg["weights"] == "random"
+                    else "your file", "kind": info.kind}
         if rec["status"] != "ok":
             rows.append({**base, **meta, "point": None, "alias": None, "metric": None, "split": None,
                          "value": None, "depth": None, "study_index": None})
