@@ -19,7 +19,8 @@ def _networks(args: argparse.Namespace) -> int:
         points = extraction_points(args.name, study_only=not args.all)
         for p in points:
             flag = f"study {p.study_index}" if p.in_study else ""
-            print(f"  {p.module:40s} {p.alias:16s} depth {p.depth:.3f}  C={p.channels}  /{p.reduction}  {flag}")
+            layout = f"{p.layout}" + (f" (+{p.prefix_tokens} prefix)" if p.prefix_tokens else "")
+            print(f"  {p.module:40s} {p.alias:16s} depth {p.depth:.3f}  C={p.channels}  /{p.reduction}  {layout:20s} {flag}")
         return 0
     print(f"{'network':20s} {'top1':>6s} {'params(M)':>9s} {'GMACs':>7s} {'BN':>3s}  study points")
     for name in list_networks():

@@ -12,7 +12,7 @@ import pytest
 from dpllib import grid
 
 DPL = [sys.executable, "-m", "dpllib.cli"]
-SUBCOMMANDS = ("networks", "bench", "run", "status", "table", "book", "lab")
+SUBCOMMANDS = ("networks", "bench", "run", "status", "table", "recommend", "evaluate", "book", "lab")
 
 
 def dpl(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -34,6 +34,8 @@ def test_networks_lists_a_networks_points():
     out = dpl("networks", "vgg16")
     assert out.returncode == 0, out.stderr
     assert "relu2_2" in out.stdout and "features.8" in out.stdout and "study 2" in out.stdout
+    vit = dpl("networks", "timm:vit_small_patch14_reg4_dinov2.lvd142m")  # a transformer: tokens as maps
+    assert vit.returncode == 0 and "blocks.11" in vit.stdout and "tokens (+5 prefix)" in vit.stdout, vit.stderr
 
 
 def test_run_dry_run_estimates_the_paper_preset():
