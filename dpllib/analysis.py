@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import warnings
 
 import numpy as np
@@ -489,6 +490,53 @@ def pretrained_vs_random(score_frame: pd.DataFrame, min_networks: int = MIN_NETW
         rows.append({"benchmark": bench, "networks": len(per_network), "pairs": len(g), "mean_difference": mean * sign,
                      "ci_low": lo, "ci_high": hi, "p": p, "interval": kind,
                      "pretrained_wins": float((signed > 0).mean())})
+    return pd.DataFrame(rows, columns=cols)
+
+
+SUPERVISED = "supervised"  # training kinds starting so are ImageNet classifiers (networks.NetworkInfo.training)
+
+
+def permutation_difference(a: np.ndarray, b: np.ndarray, n_perm: int = 10_000,
+                           rng: np.random.Generator | None = None) -> tuple[float, float]:
+    """mean(b) - mean(a) and its two-sided permutation p-value (labels shuffled over the pooled
+    units; every split of them when there are at most ``n_perm``, else ``n_perm`` random ones)."""
+    pooled = np.concatenate([a, b])
+    observed = float(b.mean() - a.mean())
+    n, k = len(pooled), len(b)
+    if math.comb(n, k) <= n_perm:
+        splits = np.array([np.isin(np.arange(n), c) for c in itertools.combinations(range(n), k)])
+    else:
+        rng = rng or np.random.default_rng(0)
+        splits = np.array([np.isin(np.arange(n), rng.choice(n, k, replace=False)) for _ in range(n_perm)])
+    sums = splits @ pooled
+    null = sums / k - (pooled.sum() - sums) / (n - k)
+    return observed, float(np.mean(np.abs(null) >= abs(observed) - 1e-12))
+
+
+def training_comparison(summary: pd.DataFrame, trainings: dict[str, str], min_each: int = 2) -> pd.DataFrame:
+    """Do backbones trained otherwise (self-supervised, image-text, masked image modelling) make
+    better losses than supervised ImageNet classifiers? Per benchmark, each network's best point
+    (ImageNet-tag weights) is one unit, grouped by ``trainings`` ({network: what its weights
+    learned from}); the difference of the groups' means, signed so that positive means the others
+    are better (in the metric's units), with a permutation p-value over networks, where each group has
+    ``min_each`` networks or more (else an estimate only, and the note says so)."""
+    cols = ["benchmark", "supervised", "other", "other_kinds", "difference", "p", "note"]
+    rows = []
+    for bench, best in best_points(summary).groupby("benchmark"):
+        kind = best["network"].map(trainings).fillna(SUPERVISED + " (unknown)")
+        signed = best["score"].to_numpy(float) * direction(bench)
+        mine = ~kind.str.startswith(SUPERVISED).to_numpy()
+        a, b = signed[~mine], signed[mine]
+        others = ", ".join(sorted(set(kind[mine])))
+        if len(a) < 1 or len(b) < 1:
+            rows.append({"benchmark": bench, "supervised": len(a), "other": len(b), "other_kinds": others,
+                         "difference": np.nan, "p": np.nan, "note": "only one kind of training ran: nothing to compare"})
+            continue
+        diff, p = permutation_difference(a, b)
+        note = "permutation over networks" if min(len(a), len(b)) >= min_each else \
+            f"estimate only: fewer than {min_each} networks in a group"
+        rows.append({"benchmark": bench, "supervised": len(a), "other": len(b), "other_kinds": others,
+                     "difference": diff, "p": p if min(len(a), len(b)) >= min_each else np.nan, "note": note})
     return pd.DataFrame(rows, columns=cols)
 
 

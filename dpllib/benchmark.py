@@ -29,8 +29,8 @@ PLUGINS_ENV = "DPL_BENCHMARKS"  # more benchmark modules, comma-separated
 @dataclass(frozen=True)
 class DataSet:
     """A data set a benchmark runs on. ``role``: 'study' (the paper's own data), 'stand-in'
-    (real data standing in for the study's where it cannot be had) or 'sanity' (a check, not
-    a measurement)."""
+    (real data standing in for the study's where it cannot be had), 'beyond' (data the study
+    did not use, e.g. NIGHTS) or 'sanity' (a check, not a measurement)."""
 
     name: str
     title: str  # e.g. "BSDS500"
@@ -67,6 +67,7 @@ class ReferenceFigure:
     value: float
     source: str
     scale: float = 1.0  # the figure's unit per unit of the record's value (100: percent)
+    differs: str = ""  # what no cell here can reproduce of its configuration (then never "same")
 
 
 @dataclass(frozen=True)

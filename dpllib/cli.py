@@ -1,4 +1,4 @@
-"""The ``dpl`` command: ``dpl run | status | table | recommend | evaluate | book | lab | networks | bench``."""
+"""The ``dpl`` command: ``dpl run | status | table | recommend | evaluate | data | book | lab | networks | bench``."""
 
 from __future__ import annotations
 
@@ -162,6 +162,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from .datasets import dataset_path, download_nights
+
+    if args.name == "nights":
+        folder = download_nights(args.root, args.subset)
+    elif args.subset is not None:
+        print("dpl data: --subset applies to nights only (its 100 chunk folders)", file=sys.stderr)
+        return 2
+    else:
+        folder = dataset_path(args.name, args.root)
+    print(f"{args.name}: {folder}")
+    return 0
+
+
 def _book(args: argparse.Namespace) -> int:
     from .report import build_book
 
@@ -249,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-failed", action="store_true", help="rerun its cells recorded as failed")
     p.add_argument("--no-costs", action="store_true", help="do not measure the loss networks' costs here")
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("data", help="fetch a data set into the data root (verified, resumable)")
+    p.add_argument("name", help="a name of dpllib.datasets.DATASETS, e.g. bapps_2afc_val, nights")
+    p.add_argument("--root", help="the data root (default $DPL_DATA_ROOT)")
+    p.add_argument("--subset", type=int, help="nights: only its first N of 100 folders (by chunks)")
+    p.set_defaults(func=_data)
     p = sub.add_parser("book", help="run the preset (resumable), the analysis notebooks, the book")
     p.add_argument("--preset", default="offline")
     p.add_argument("--results", help="results folder (default results/PRESET)")

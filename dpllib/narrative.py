@@ -219,11 +219,12 @@ def reference_table(table: pd.DataFrame) -> pd.DataFrame:
                       & (ok["budget"] == f.budget)]
             if f.point is not None:
                 same = same[same["point"] == f.point]
-            if not same.empty:
+            if not same.empty and not f.differs:
                 ours, status = float(same["value"].mean()) * f.scale, "same configuration"
             else:
                 ran = ok[ok["benchmark"] == bench]
-                status = f"not comparable (needs {f.dataset}, {f.budget} budget)" if len(ran) else "not run here"
+                status = (f"not comparable: {f.differs}" if f.differs else
+                          f"not comparable (needs {f.dataset}, {f.budget} budget)" if len(ran) else "not run here")
                 ours = np.nan
             rows.append({"benchmark": bench, "network": f.network, "point": f.point or "-",
                          "measure": f"{f.metric} {f.split}", "figure": f.value, "source": f.source, "this run": ours,

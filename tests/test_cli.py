@@ -12,7 +12,7 @@ import pytest
 from dpllib import grid
 
 DPL = [sys.executable, "-m", "dpllib.cli"]
-SUBCOMMANDS = ("networks", "bench", "run", "status", "table", "recommend", "evaluate", "book", "lab")
+SUBCOMMANDS = ("networks", "bench", "run", "status", "table", "recommend", "evaluate", "data", "book", "lab")
 
 
 def dpl(*args, **kwargs) -> subprocess.CompletedProcess:

@@ -3,6 +3,7 @@
 from .autoencoding import autoencoder_dataset
 from .bapps import JND, JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd
 from .core import DATASETS, DecodeCache, DatasetSpec, RemoteFile, dataset_path, read_image
+from .nights import NightsTwoAFC, download_nights, nights_2afc
 from .roads import MassRoads, road_files
 from .sr import SRTestSet, SRTrainSet, full_resolution_pair, training_pair, upscale_bicubic
 from .synthetic import (PRESERVING, SEVERITY_DISTORTIONS, STRUCTURAL, equal_mse_2afc, make_equal_mse_2afc,
@@ -10,7 +11,7 @@ from .synthetic import (PRESERVING, SEVERITY_DISTORTIONS, STRUCTURAL, equal_mse_
 
 __all__ = [
     "DATASETS", "DatasetSpec", "DecodeCache", "JND", "JND_VAL", "MassRoads", "RemoteFile",
-    "SEVERITY_DISTORTIONS", "SRTestSet", "SRTrainSet", "TWOAFC_TRAIN", "TWOAFC_VAL", "TwoAFC",
+    "NightsTwoAFC", "SEVERITY_DISTORTIONS", "SRTestSet", "SRTrainSet", "TWOAFC_TRAIN", "TWOAFC_VAL", "TwoAFC",
     "autoencoder_dataset", "bapps_2afc", "bapps_jnd", "dataset_path", "full_resolution_pair", "training_pair",
-    "make_severity_2afc", "read_image", "PRESERVING", "STRUCTURAL", "equal_mse_2afc", "make_equal_mse_2afc", "road_files", "severity_2afc", "upscale_bicubic",
+    "make_severity_2afc", "download_nights", "nights_2afc", "read_image", "PRESERVING", "STRUCTURAL", "equal_mse_2afc", "make_equal_mse_2afc", "road_files", "severity_2afc", "upscale_bicubic",
 ]

@@ -55,6 +55,7 @@ class DatasetSpec:
 
 BAPPS_URL = "https://people.eecs.berkeley.edu/~rich.zhang/projects/2018_perceptual/dataset/{}.tar.gz"
 MASS_ROADS_URL = "https://www.cs.toronto.edu/~vmnih/data/mass_roads/{}/{}/index.html"
+NIGHTS_ZIP = "https://data.csail.mit.edu/nights/nights.zip"  # dreamsim's dataset/download_dataset.sh
 
 DATASETS: dict[str, DatasetSpec] = {
     "bapps_2afc_train": DatasetSpec(
@@ -101,6 +102,12 @@ DATASETS: dict[str, DatasetSpec] = {
         layout="mass_roads/{train,valid,test}/{sat,map}/*.tif(f) (official split), or "
                "mass_roads/{images,masks}/*.png (a subset, split by dpllib)",
         citation="Mnih 2013, Machine Learning for Aerial Image Labeling"),
+    "nights": DatasetSpec(
+        "nights", "nights", ("ref", "distort", "data.csv"),
+        files=((RemoteFile(NIGHTS_ZIP), "."),), moves=(("nights", "."),),
+        layout="nights/{ref/DDD/FFF.png, distort/DDD/FFF_0.png + FFF_1.png, data.csv} (58 GB; by chunks, or a "
+               "subset of them: dpl data nights --subset N)",
+        citation="Fu et al. 2023, DreamSim: Learning New Dimensions of Human Visual Similarity"),
     "cifar10_jpeg": DatasetSpec(
         "cifar10_jpeg", "cifar10", ("train", "test"),
         layout="cifar10/{train,test}/CLASS/*.jpg (label = folder); the python version is "

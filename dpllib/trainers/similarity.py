@@ -17,7 +17,7 @@ from torch import nn
 from ..benchmark import Benchmark, Check, DataSet, Metric, ReferenceFigure
 from ..config import BASELINE, CellConfig, steps_per_epoch, training_steps
 from ..datasets import (JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, equal_mse_2afc,
-                        severity_2afc)
+                        nights_2afc, severity_2afc)
 from ..loss import PerceptualLoss, feature_distance_map, unit_normalize
 from ..metrics import jnd_map, twoafc_score
 from ..networks import fixed_input_size
@@ -29,6 +29,8 @@ from .loop import BatchOrder, FitCheckpoint, Trainee, fit
 
 NAME = "similarity"
 DATASETS = (DataSet("bapps", "BAPPS", "study", "real images, human judgements"),
+            DataSet("nights", "NIGHTS", "beyond", "generated images, human judgements of holistic similarity "
+                    "(DreamSim); splits val and test, lin calibrated on train"),
             DataSet("equal_mse", "equal-MSE 2AFC", "stand-in", "synthetic answers on real BSDS500 photos, four grades of difficulty; pixel distance scores 0.5; stands in for BAPPS"),
             DataSet("severity", "severity 2AFC", "sanity", "synthetic answers on real BSDS500 photos; a sanity check"))
 # Named budgets (see dpllib.benchmark.Benchmark.budgets): every setting the trainer reads.
@@ -91,6 +93,9 @@ def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[TwoAFC]]:
         val = {s: bapps_2afc("val", s, cfg.data_root) for s in TWOAFC_VAL}
         jnd = {s: bapps_jnd(s, cfg.data_root) for s in JND_VAL}
         train = [bapps_2afc("train", s, cfg.data_root) for s in TWOAFC_TRAIN]
+    elif cfg.dataset == "nights":  # DreamSim's 2AFC on its val and test splits; lin learns from train
+        val, jnd = {s: nights_2afc(s, cfg.data_root) for s in ("val", "test")}, {}
+        train = [nights_2afc("train", cfg.data_root)]
     else:  # the generated sets (CellConfig checked the name): seed 0 to score, seed 1 to calibrate
         make = {"severity": severity_2afc, "equal_mse": equal_mse_2afc}[cfg.dataset]
         n = settings["synthetic_n"]
@@ -446,5 +451,19 @@ BENCHMARK = Benchmark(
                         "third-party BAPPS 2AFC, uncalibrated", scale=100)
         for network, point, figures in (("vgg11", "features.19", {"cnn": 81.4, "color": 62.0, "traditional": 76.1}),
                                         ("vgg16", "features.29", {"cnn": 80.3, "color": 60.8, "traditional": 75.0}))
+        for split, value in figures.items()) + tuple(
+        ReferenceFigure("2afc_lin", split, "alexnet", None, "imagenet", "bapps", "paper", value,
+                        "LPIPS alex-lin, Zhang et al. 2018 (second-hand, ../shared/paper/NOTES.md)", scale=100,
+                        differs="LPIPS's 5 AlexNet layers in one distance; cells here score one point at a time")
+        for split, value in {"cnn": 82.1, "traditional": 73.2, "color": 61.5, "deblur": 59.4, "frameinterp": 62.2,
+                             "superres": 69.5}.items()) + tuple(
+        ReferenceFigure("2afc", split, f"DreamSim {model}", None, "nights", "nights", "paper", value,
+                        "DreamSim README, NIGHTS performance table (github.com/ssundaram21/dreamsim)", scale=100,
+                        differs="DreamSim's model fine-tuned on NIGHTS's train split (1 - cosine of its embedding), "
+                                "not a frozen backbone")
+        for model, figures in (("ensemble", {"val": 96.9, "test": 96.2}), ("dino_vitb16", {"val": 95.6, "test": 94.8}),
+                               ("open_clip_vitb32", {"val": 95.6, "test": 95.3}),
+                               ("clip_vitb32", {"val": 94.9, "test": 93.6}),
+                               ("dinov2_vitb14", {"val": 94.9, "test": 95.0}))
         for split, value in figures.items()),
 )
