@@ -54,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         preset = grid.with_yours(preset, results_dir)
         print(f"preset {preset['name']}: {len(grid.cells(preset))} cells -> {results_dir}")
+        print(grid.networks_table(preset))
         print(grid.estimate(preset))
         return 0
     if args.slurm:

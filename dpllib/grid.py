@@ -588,6 +588,22 @@ def _expand_and_record(preset: dict, results_dir: Path) -> list[dict]:
 # --------------------------------------------------------------------------- estimates
 
 
+def networks_table(preset: dict) -> str:
+    """The preset's loss networks as text: name, weights, ImageNet top-1, what the weights
+    learned from, and the points each runs at."""
+    from .networks import network_info
+
+    lines = [f"{'network':48s} {'weights':10s} {'top1':>6s}  {'trained on':38s} points"]
+    for entry in preset.get("networks") or []:
+        info = network_info(entry["network"])
+        weights = entry.get("weights", ["imagenet"])
+        top1 = f"{info.top1:.1f}" if info.top1 is not None else "-"
+        lines.append(f"{entry['network']:48s} {','.join([weights] if isinstance(weights, str) else weights)[:10]:10s} "
+                     f"{top1:>6s}  {info.training[:38]:38s} {', '.join(entry_points(entry))}"
+                     + ("  (yours)" if entry.get("yours") else ""))
+    return "\n".join(lines)
+
+
 def step_cost_files() -> dict[str, dict]:
     """The shipped step-cost measurements ({file stem: contents}), one per device and code
     version (``dpllib/presets/step_costs/*.json``, written by ``dpl bench step_cost``)."""

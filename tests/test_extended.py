@@ -34,6 +34,9 @@ def test_the_extended_dry_run_estimates_its_cells(extended):
     assert len(cells) == 5 * 3 * (len(extended["networks"]) + 1)  # 5 (benchmark, data set) x 3 seeds
     text = grid.estimate(extended)
     assert "total hours" in text and "not measured" in text  # the unmeasured pairs are named, not guessed
+    listed = grid.networks_table(extended).splitlines()[1:]
+    assert len(listed) == len(extended["networks"])
+    assert "timm:vit_small_patch14_reg4_dinov2.lvd142m" in listed[13] and "blocks.2, blocks.5, blocks.8, blocks.11" in listed[13]
 
 
 @pytest.mark.usefixtures("data_env")
