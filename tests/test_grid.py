@@ -77,7 +77,7 @@ def test_bad_presets_give_one_line_per_problem_and_no_traceback(tmp_path, change
 
 
 def test_an_unknown_preset_lists_the_shipped_presets_only():
-    with pytest.raises(DplError, match=r"not one of \['offline', 'paper'\]$"):
+    with pytest.raises(DplError, match=r"not one of \['extended', 'offline', 'paper'\]$"):
         grid.preset_path("ofline")
 
 
