@@ -222,7 +222,7 @@ def test_too_small_for_the_deepest_point():
 
 def test_bad_configuration():
     with pytest.raises(DplError, match="distance must be one of"):
-        PerceptualLoss("alexnet", "relu1", weights="random", distance="cosine")
+        PerceptualLoss("alexnet", "relu1", weights="random", distance="ssim")
     with pytest.raises(DplError, match="input_range"):
         PerceptualLoss("alexnet", "relu1", weights="random", input_range=(0, 255))
     with pytest.raises(DplError, match="network_mode must be one of"):
