@@ -181,7 +181,7 @@ def fetch(spec: DatasetSpec, base: Path) -> None:
             archive = downloads / Path(urllib.parse.urlparse(remote.url).path).name
             download(remote.url, archive, remote.sha256 or _recorded_sha256(archive), what=spec.name)
             _record_sha256(archive)
-            _extract(archive, target)
+            extract_archive(archive, target)
         for src, dst in spec.moves:  # archives nest their content; bring it to the layout
             src_path, dst_path = staging / src, staging / dst
             if not src_path.exists():
@@ -223,7 +223,9 @@ def _record_sha256(archive: Path) -> None:
         record.write_text(sha256_of(archive) + "\n")
 
 
-def _extract(archive: Path, target: Path) -> None:
+def extract_archive(archive: Path, target: Path) -> None:
+    """Unpack a zip or tar ``archive`` into ``target`` (unsafe member paths refused); any other
+    file is copied there as it is."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             for member in z.namelist():

@@ -32,7 +32,7 @@ from ..download import download
 from ..errors import DplError, UnavailableError
 from ..files import atomic_write
 from ..paths import data_root
-from .core import NIGHTS_ZIP, DecodeCache, _extract, dataset_path, lock_path
+from .core import NIGHTS_ZIP, DecodeCache, dataset_path, extract_archive, lock_path
 
 NIGHTS_CHUNK = "https://data.csail.mit.edu/nights/nights_chunked/{kind}/{index:03d}.zip"
 CHUNKS = 100  # folders 000-099 under ref/ and distort/
@@ -199,7 +199,7 @@ def download_nights(root: str | os.PathLike | None = None, subset: int | None = 
                                        what=f"NIGHTS {kind} {index:03d}", progress=False)
                     staging = folder / kind / f".{index:03d}.partial"
                     staging.mkdir(parents=True, exist_ok=True)
-                    _extract(archive, staging)
+                    extract_archive(archive, staging)
                     inner = staging / f"{index:03d}"  # a chunk holds its folder DDD/
                     os.replace(inner if inner.is_dir() else staging, folder / kind / f"{index:03d}")
                     if staging.exists():
