@@ -146,12 +146,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     failed = sum(s.state == "failed" for s in statuses if mine(s.cell))
     others = sum(s.state != "done" for s in statuses if not mine(s.cell))
     if not args.no_costs:
-        points: dict[str, list[str]] = {}
-        for e in grid.with_yours(preset, results_dir)["networks"]:
-            points[e["network"]] = list(dict.fromkeys(points.get(e["network"], []) + grid.entry_points(e)))
         import torch
 
         device = "cuda" if torch.cuda.is_available() and preset["device"] != "cpu" else "cpu"
+        points = grid.points_by_network(grid.with_yours(preset, results_dir)["networks"])
         print(f"costs of the run's loss networks on this device: {measure_run_costs(points, results_dir, device)}")
     if others:
         print(f"{others} of the preset's own cells are not done: `dpl run {args.preset}` runs them for the comparison")

@@ -27,6 +27,13 @@ def preset_datasets(preset: dict) -> list[tuple[str, str]]:
     return pairs
 
 
+def entry_weights(entry: dict) -> list[str]:
+    """The weights of a preset's network entry as a list (one name may be written alone;
+    default imagenet)."""
+    weights = entry.get("weights", ["imagenet"])
+    return [weights] if isinstance(weights, str) else list(weights)
+
+
 def training_steps(settings: dict, n_items: int) -> int:
     """Optimizer steps of one training: ``steps`` when the budget gives them, else
     ``epochs`` x (``n_items`` // batch size, at least 1)."""

@@ -28,7 +28,7 @@ import yaml
 from jupyter_client import AsyncKernelManager
 
 from .benchmark import get_benchmark
-from .config import BASELINE, CellConfig, preset_datasets, training_steps
+from .config import BASELINE, CellConfig, entry_weights, preset_datasets, training_steps
 from .errors import DplError
 from .files import atomic_write, claim, release, temporary_is_orphaned, temporary_path
 from .paths import resource, shipped_measurements
@@ -147,6 +147,15 @@ def entry_points(entry: dict) -> list[str]:
     return list(entry.get("points") or network_info(entry["network"]).study_points)
 
 
+def points_by_network(entries: list[dict]) -> dict[str, list[str]]:
+    """{network: every point its entries run at}, in the entries' order (weights aside: the
+    cost of a point does not depend on them)."""
+    out: dict[str, list[str]] = {}
+    for e in entries:
+        out[e["network"]] = list(dict.fromkeys(out.get(e["network"], []) + entry_points(e)))
+    return out
+
+
 def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict]:
     """Expand a preset into cell configs (validated; ``output_dir`` absolute)."""
     results_dir = Path(results_dir).expanduser().resolve()
@@ -159,8 +168,7 @@ def cells(preset: dict, results_dir: str | os.PathLike = "results") -> list[dict
                       "overrides": dict(preset["overrides"].get(bench, {}))}
             entries = [e for e in preset.get("networks") or [] if bench in e.get("benchmarks", [bench])]
             for entry in entries:
-                weights = entry.get("weights", ["imagenet"])
-                weights = [weights] if isinstance(weights, str) else weights
+                weights = entry_weights(entry)
                 points = entry_points(entry)
                 if not points:
                     raise DplError(f"{entry['network']} has no study-style points (fewer than 4 spatial maps): "
@@ -208,16 +216,12 @@ def _keep_weights(path: Path, results_dir: Path) -> Path:
     """A copy of the weights file ``path`` in ``results_dir/weights/<sha256 prefix>/<its name>``:
     the records then name its content (an edited file is a new loss network, a moved one still
     loads)."""
-    import hashlib
+    from .download import sha256_of
 
     if not path.is_file():
         raise DplError(f"weights must be imagenet, random or a weights file (.pth, .pt, .safetensors); {str(path)!r} "
                        "is no file")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    kept = results_dir.resolve() / "weights" / digest.hexdigest()[:16] / path.name
+    kept = results_dir.resolve() / "weights" / sha256_of(path)[:16] / path.name
     if not kept.is_file():
         kept.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(kept, lambda tmp: shutil.copyfile(path, tmp))
@@ -244,8 +248,7 @@ def add_yours(preset: dict, results_dir: str | os.PathLike, network: str, weight
     if weights not in ("imagenet", "random"):
         weights = str(_keep_weights(Path(weights).expanduser(), Path(results_dir)))
     for e in preset.get("networks") or []:
-        w = e.get("weights", ["imagenet"])
-        if not e.get("yours") and e["network"] == network and weights in ([w] if isinstance(w, str) else w):
+        if not e.get("yours") and e["network"] == network and weights in entry_weights(e):
             raise DplError(f"{network} ({weights}) is in the {preset['name']} preset already: its records are the "
                            "preset's own; evaluate other weights or another network")
     entry = {"network": network, "weights": [weights], "points": points}
@@ -596,9 +599,8 @@ def networks_table(preset: dict) -> str:
     lines = [f"{'network':48s} {'weights':10s} {'top1':>6s}  {'trained on':38s} points"]
     for entry in preset.get("networks") or []:
         info = network_info(entry["network"])
-        weights = entry.get("weights", ["imagenet"])
         top1 = f"{info.top1:.1f}" if info.top1 is not None else "-"
-        lines.append(f"{entry['network']:48s} {','.join([weights] if isinstance(weights, str) else weights)[:10]:10s} "
+        lines.append(f"{entry['network']:48s} {','.join(entry_weights(entry))[:10]:10s} "
                      f"{top1:>6s}  {info.training[:38]:38s} {', '.join(entry_points(entry))}"
                      + ("  (yours)" if entry.get("yours") else ""))
     return "\n".join(lines)

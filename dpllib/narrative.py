@@ -10,7 +10,7 @@ import pandas as pd
 
 from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
 from .benchmark import benchmarks, get_benchmark
-from .config import BASELINE, CellConfig, preset_datasets
+from .config import BASELINE, CellConfig, entry_weights, preset_datasets
 from .errors import DplError
 from .networks import STUDY_POINTS
 
@@ -346,8 +346,7 @@ def preset_networks(preset: dict) -> pd.DataFrame:
     rows = []
     for entry in preset["networks"]:
         info = network_info(entry["network"])
-        weights = entry.get("weights", ["imagenet"])
-        weights = [weights] if isinstance(weights, str) else weights
+        weights = entry_weights(entry)
         files = [w for w in weights if w not in ("imagenet", "random")]
         for p in [resolve_point(info.name, p) for p in entry.get("points") or info.study_points]:
             rows.append({"network": info.name, "yours": bool(entry.get("yours")),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import BASELINE, CellConfig
+from .config import BASELINE, CellConfig, entry_weights
 from .errors import DplError
 from .files import atomic_write
 
@@ -257,8 +257,7 @@ def yours(preset: dict) -> set[tuple[str, str]]:
     out = set()
     for e in preset.get("networks") or []:
         if e.get("yours"):
-            w = e.get("weights", ["imagenet"])
-            out |= {(e["network"], x) for x in ([w] if isinstance(w, str) else w)}
+            out |= {(e["network"], w) for w in entry_weights(e)}
     return out
 
 

@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore")
 
 def main(argv: list[str] | None = None) -> None:
     from dpllib.costs import costs_json, device_label, measure_point_costs
-    from dpllib.grid import entry_points, load_preset
+    from dpllib.grid import load_preset, points_by_network
     from dpllib.results import environment
 
     parser = argparse.ArgumentParser(prog="dpl bench point_cost", description=__doc__.split("\n\n")[0])
@@ -35,10 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     entries = [{"network": n} for n in args.networks] if args.networks else \
         [e for name in args.preset for e in load_preset(name)["networks"]]
-    todo: dict[str, list[str]] = {}
-    for e in entries:
-        points = todo.setdefault(e["network"], [])
-        points += [p for p in entry_points(e) if p not in points]
+    todo = points_by_network(entries)
     rows = []
     print(f"{'network/point':40s} {'ms/image':>9s} {'MB/image':>9s} {'GMACs':>7s} {'params(M)':>9s}")
     for network, points in todo.items():
