@@ -7,7 +7,9 @@ the step-cost script and the book's table of contents read this registry and not
 Adding a use case: one module that defines ``BENCHMARK`` and one line in :data:`BUILTIN` (or,
 outside dpllib, the module's name in ``$DPL_BENCHMARKS``, comma-separated, so that notebook
 kernels and Slurm jobs find it too). Modules are loaded by name on first lookup: the registry
-imports no trainer, so nothing it reads depends on the order in which modules load.
+imports no trainer until asked: :func:`get_benchmark` imports the named built-in's module (and
+the plugin modules), :func:`benchmarks` all of them; a plugin's benchmark replaces a built-in of
+the same name whichever loads first, so nothing depends on the order in which modules load.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from typing import Any
 
 from .errors import DplError, close_matches
 
-# The built-in benchmarks, in the book's order: module names, each defining BENCHMARK.
-BUILTIN = ("dpllib.trainers.similarity", "dpllib.trainers.super_resolution", "dpllib.trainers.segmentation",
-           "dpllib.trainers.autoencoding")
+# The built-in benchmarks, in the book's order: {name: module defining BENCHMARK of that name}.
+BUILTIN = {"similarity": "dpllib.trainers.similarity", "super_resolution": "dpllib.trainers.super_resolution",
+           "segmentation": "dpllib.trainers.segmentation", "autoencoding": "dpllib.trainers.autoencoding"}
 PLUGINS_ENV = "DPL_BENCHMARKS"  # more benchmark modules, comma-separated
 
 
@@ -119,7 +121,8 @@ class Benchmark:
 
 
 _REGISTRY: dict[str, Benchmark] = {}
-_LOADED: set[str] = set()
+_LOADED: set[str] = set()  # module names imported
+_FROM_PLUGINS: set[str] = set()  # benchmark names a plugin module registered (a built-in never replaces them)
 
 
 def register(benchmark: Benchmark) -> Benchmark:
@@ -128,10 +131,13 @@ def register(benchmark: Benchmark) -> Benchmark:
     return benchmark
 
 
-def _load() -> None:
-    """Import the built-in and plugin benchmark modules not yet loaded; register their BENCHMARK."""
-    names = list(BUILTIN) + [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
-    for module_name in names:
+def _plugin_modules() -> list[str]:
+    return [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+
+
+def _load(module_names: list[str]) -> None:
+    """Import those of ``module_names`` not yet loaded and register their BENCHMARK."""
+    for module_name in module_names:
         if module_name in _LOADED:
             continue
         try:
@@ -141,17 +147,27 @@ def _load() -> None:
         if not isinstance(getattr(module, "BENCHMARK", None), Benchmark):
             raise DplError(f"benchmark module {module_name!r} defines no BENCHMARK = Benchmark(...)")
         _LOADED.add(module_name)
-        register(module.BENCHMARK)
+        name = module.BENCHMARK.name
+        plugin = module_name not in BUILTIN.values()
+        if plugin or name not in _FROM_PLUGINS:
+            register(module.BENCHMARK)
+        if plugin:
+            _FROM_PLUGINS.add(name)
 
 
 def benchmarks() -> dict[str, Benchmark]:
     """Every registered benchmark by name, built-ins first in the book's order."""
-    _load()
-    return dict(_REGISTRY)
+    _load([*BUILTIN.values(), *_plugin_modules()])
+    builtin = [n for n in BUILTIN if n in _REGISTRY]
+    return {n: _REGISTRY[n] for n in [*builtin, *(n for n in _REGISTRY if n not in BUILTIN)]}
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The registered benchmark ``name``; an unknown name is a DplError with close matches."""
+    """The registered benchmark ``name`` (importing only its module and the plugins); an unknown
+    name is a DplError with close matches."""
+    _load([*([BUILTIN[name]] if name in BUILTIN else []), *_plugin_modules()])
+    if name in _REGISTRY:
+        return _REGISTRY[name]
     known = benchmarks()
     if name not in known:
         raise DplError(f"unknown benchmark {name!r}; close matches: {close_matches(str(name), known)}; "

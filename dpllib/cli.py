@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("book", help="run the preset (resumable), the analysis notebooks, the book")
     p.add_argument("--preset", default="offline")
     p.add_argument("--results", help="results folder (default results/PRESET)")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="parallel notebook processes: cells, then chapters")
     p.add_argument("--book-dir", help="where to build (default: the checkout's book/, else RESULTS/book)")
     p.add_argument("--no-run", action="store_true", help="build from the records already there")
     p.add_argument("--force", action="store_true", help="re-execute every chapter")
@@ -281,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_lab)
     args = parser.parse_args(argv)
     from .errors import DplError, UnavailableError
+    from .imports import skip_unused_slow_imports
+
+    skip_unused_slow_imports()
 
     try:
         return args.func(args)

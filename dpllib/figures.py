@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-import torch
 
 from .benchmark import get_benchmark
 from .config import BASELINE
-from .narrative import short_name, shown_names
+from .names import short_name, shown_names
+
+if TYPE_CHECKING:
+    import torch
 
 
 def use_svg() -> None:
@@ -25,6 +29,7 @@ def image_grid(images: list[torch.Tensor], titles: list[str] | None = None, heig
     px, as an IPython HTML object with captions."""
     import base64
 
+    import torch
     from IPython.display import HTML
     from PIL import Image
 
@@ -153,7 +158,7 @@ def overlay(image: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor,
     out of the scores) nothing is coloured."""
     out = image.clone()
     m, p = mask[0] > 127, prediction[0] > 127
-    inside = imaged[0] > 127 if imaged is not None else torch.ones_like(m)
+    inside = imaged[0] > 127 if imaged is not None else m.new_ones(m.shape)
     m, p = m & inside, p & inside
     for colour, where in (((0, 200, 0), m & p), ((40, 90, 255), m & ~p), ((230, 30, 30), ~m & p)):
         for c, v in enumerate(colour):
@@ -211,25 +216,27 @@ def rows_table(record: dict) -> pd.DataFrame:
 
 def show_cell(record: dict, examples: dict) -> None:
     """Display one benchmark cell's figures: its primary metric (and variants of it, such as
-    2afc_lin) per split and point, its example outputs per point, and its loss curves."""
+    2afc_lin) per split and point, its example outputs per point, and its loss curves. Altair
+    is loaded only for a cell that has a chart to draw."""
     from IPython.display import display
 
-    use_svg()
     bench = get_benchmark(record["config"]["benchmark"])
     network = record["config"]["network"]
     primary = bench.primary.metric
     for metric in dict.fromkeys(r["metric"] for r in record["rows"]):  # the primary metric and its variants
         splits = {r["split"] for r in record["rows"] if r["metric"] == metric}
         if (metric == primary or metric.startswith(primary + "_")) and len(splits) > 1:
+            use_svg()
             display(split_bars(record, metric, f"{metric} per split"))
     outputs = [(f"{short_name(network)} {alias}" if alias != BASELINE else BASELINE, ex[bench.output_key])
                for alias, ex in examples.items() if bench.output_key in ex]
     if outputs:
+        use_svg()
         for shown in bench.example_figures(examples.get("reference", {}), outputs):
             display(shown)
-    chart = loss_curve(record)
-    if chart is not None:
-        display(chart)
+    if training_losses(record):
+        use_svg()
+        display(loss_curve(record))
 
 
 def chapter_images(benchmark: str, cells: list[tuple[dict, dict]], best: pd.DataFrame, seed: int = 0) -> list:

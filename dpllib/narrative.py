@@ -12,26 +12,8 @@ from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
 from .benchmark import benchmarks, get_benchmark
 from .config import BASELINE, CellConfig, entry_weights, preset_datasets
 from .errors import DplError
+from .names import YOURS_MARK, short_name, shown_names, shown_weights
 from .networks import STUDY_POINTS
-
-
-YOURS_MARK = " (yours)"  # after the name of a network the user evaluated beside a preset
-
-
-def short_name(network: str) -> str:
-    """A network's name for narrow tables and captions: efficientnet_lite0 -> lite0."""
-    return network.replace("efficientnet_", "")
-
-
-def shown_names(frame: pd.DataFrame) -> pd.Series:
-    """The ``network`` column as the book shows it: short, and marked where ``yours`` is true."""
-    mine = frame["yours"].eq(True) if "yours" in frame else pd.Series(False, index=frame.index)
-    return frame["network"].astype(str).map(short_name) + np.where(mine, YOURS_MARK, "")
-
-
-def shown_weights(weights: str) -> str:
-    """A weights value as the book shows it: imagenet, random, or a weights file's name."""
-    return weights if "/" not in str(weights) else f"file {str(weights).rsplit('/', 1)[-1]}"
 
 
 def data_label(benchmark: str, dataset: str) -> str:

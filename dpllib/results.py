@@ -92,17 +92,35 @@ def _git_commit() -> str | None:
         return None
 
 
-def environment() -> dict:
-    """Device, library versions and git commit, for the record."""
-    import timm
-    import torch
-    import torchvision
+def _version(package: str) -> str | None:
+    """``package.__version__`` where the process imported it, else the installed distribution's
+    version (None when it is not installed): a record made without torch loads no torch."""
+    import importlib.metadata
+    import sys
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
-    return {"device_name": device, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "timm": timm.__version__,
+    module = sys.modules.get(package)
+    if module is not None:
+        return module.__version__
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict:
+    """Device, library versions and git commit, for the record. The device and thread count are
+    torch's where the process computed with torch, else the CPU's."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = platform.processor() or "cpu"
+    return {"device_name": device, "python": platform.python_version(), "torch": _version("torch"),
+            "torchvision": _version("torchvision"), "timm": _version("timm"),
             "dpllib": __import__("dpllib").__version__, "git_commit": _git_commit(),
-            "threads": torch.get_num_threads(), "host": platform.node()}
+            "threads": torch.get_num_threads() if torch is not None else os.cpu_count(), "host": platform.node()}
 
 
 def new_record(config: dict, settings: dict, status: str, wall_time_s: float, **fields) -> dict:

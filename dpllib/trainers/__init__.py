@@ -1,6 +1,7 @@
 """The benchmarks' trainers: one module per benchmark, each ending with its registered
 descriptor (``BENCHMARK``, :mod:`dpllib.benchmark`), and :func:`run_notebook_cell`, the one call
-the benchmark notebook's run cell makes."""
+the benchmark notebook's run cell makes. Importing this package loads no trainer (nor torch):
+the registry imports a benchmark's module when the benchmark is first looked up."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from ..config import BASELINE, CellConfig
 from ..paths import results_root
 from ..results import record_path as default_record_path
 from ..results import write_record
-from .loop import NonFiniteLoss
 
 
 class CellFailed(RuntimeError):
@@ -51,4 +51,4 @@ def run_notebook_cell(benchmark: str, record_path: str | None = None, progress: 
     return record, examples
 
 
-__all__ = ["CellFailed", "NonFiniteLoss", "run_notebook_cell"]
+__all__ = ["CellFailed", "run_notebook_cell"]
