@@ -292,10 +292,14 @@ def imagenet_weights_enum(arch: str):
     return enum.DEFAULT
 
 
-@functools.cache
 def network_info(name: str) -> NetworkInfo:
-    """Metadata of ``name`` (see :class:`NetworkInfo`). Builds the model on the meta device
-    (no weights are loaded or downloaded)."""
+    """Metadata of ``name`` (see :class:`NetworkInfo`): from dpllib's cache, else from the model
+    built on the meta device (no weights are loaded or downloaded)."""
+    return _described(name)[0]
+
+
+def _measure_info(name: str) -> NetworkInfo:
+    """:func:`network_info` from the model itself (built on the meta device)."""
     source, arch = resolve(name)
     model = structure(name)
     params = sum(p.numel() for p in model.parameters())
@@ -493,11 +497,13 @@ def quarter_depth_points(outputs: list[_Output]) -> tuple[str, ...]:
     return tuple(blocks[i][0] for i in chosen)
 
 
-@functools.cache
 def _trace(name: str) -> tuple[ExtractionPoint, ...]:
-    """Every module of the network in execution order, with depth, channels and reduction,
-    from one forward pass on the meta device (no compute, no weights)."""
-    info = network_info(name)
+    """Every module of the network in execution order, with depth, channels and reduction."""
+    return _described(name)[1]
+
+
+def _measure_points(name: str, info: NetworkInfo) -> tuple[ExtractionPoint, ...]:
+    """:func:`_trace` from one forward pass on the meta device (no compute, no weights)."""
     model = structure(name)
     aliases = _aliases(name, model)
     study = {m: i + 1 for i, m in enumerate(info.study_points)}
@@ -512,6 +518,64 @@ def _trace(name: str) -> tuple[ExtractionPoint, ...]:
                                       study_index=study.get(o.module), layout=o.layout,
                                       prefix_tokens=o.prefix_tokens))
     return tuple(points)
+
+
+# --------------------------------------------------------------------------- the description cache
+
+# What a network's description is computed by: a cached one from other code or libraries is not used.
+DESCRIBED_BY = ("networks.py", "features.py")
+
+
+def _description_key(name: str) -> str:
+    """16 hex digits naming what ``name``'s description depends on: the name, the code that
+    measures it and the versions of torch, torchvision and timm (as installed)."""
+    import hashlib
+    import importlib.metadata
+    import json
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent
+    versions = {lib: importlib.metadata.version(lib) for lib in ("torch", "torchvision", "timm")}
+    digest = hashlib.sha256(json.dumps([name, versions], sort_keys=True).encode())
+    for source in DESCRIBED_BY:
+        digest.update((package / source).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def description_path(name: str):
+    """Where ``name``'s description (:class:`NetworkInfo` and every :class:`ExtractionPoint`) is
+    kept: ``<DPL_CACHE>/networks/<name>-<key>.json``."""
+    from .paths import cache_dir
+
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    return cache_dir() / "networks" / f"{safe}-{_description_key(name)}.json"
+
+
+@functools.cache
+def _described(name: str) -> tuple[NetworkInfo, tuple[ExtractionPoint, ...]]:
+    """(info, points) of ``name``: read from :func:`description_path`, else measured on the meta
+    device and kept there (a read-only or unreadable cache is measured around). A process that
+    only needs metadata (the CLI, a chapter, a kernel checking its config) so builds no model."""
+    import dataclasses
+    import json
+
+    from .files import atomic_write
+
+    path = description_path(name)
+    try:
+        data = json.loads(path.read_text())
+        info = NetworkInfo(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["info"].items()})
+        return info, tuple(ExtractionPoint(**p) for p in data["points"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    info = _measure_info(name)
+    points = _measure_points(name, info)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"info": dataclasses.asdict(info), "points": [dataclasses.asdict(p) for p in points]}))
+    except OSError:
+        pass
+    return info, points
 
 
 def extraction_points(network: str, study_only: bool = False) -> list[ExtractionPoint]:
