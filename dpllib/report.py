@@ -114,12 +114,14 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
-def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True) -> list[str]:
+def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True,
+                     workers: int = 1) -> list[str]:
     """Execute each analysis notebook into ``book_dir/chapters`` with papermill, unless the
     chapter there was made from the same results table, manifest, library and notebook source;
-    write the table of contents. The table holds the records the run's manifest names. Returns
-    the names executed. Raises when a chapter fails."""
-    import papermill as pm
+    write the table of contents. The table holds the records the run's manifest names. Chapters
+    are independent: ``workers`` of them execute at once (each in its own kernel). Returns the
+    names executed, in the book's order. Raises when a chapter fails."""
+    import concurrent.futures
 
     from .results import table, write_table
 
@@ -133,42 +135,60 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
     # the library's own source: a change to the statistics or figures re-executes the chapters
     library_bytes = source_digest().encode()
     analysis = resource("notebooks") / "analysis"
-    folder = book_dir / "chapters"
-    folder.mkdir(parents=True, exist_ok=True)
-    executed = []
+    (book_dir / "chapters").mkdir(parents=True, exist_ok=True)
     planned = chapters(results_dir)
+    todo = {}
     for name, (source, extra, title) in planned.items():
-        out = folder / f"{name}.ipynb"
         key = _digest(table_bytes, manifest_bytes, library_bytes, (analysis / source).read_bytes(),
                       json.dumps([extra, title], sort_keys=True).encode())
+        out = book_dir / "chapters" / f"{name}.ipynb"
         if out.is_file() and not force:
             old = nbformat.read(out, as_version=4)
             if old.metadata.get("dpl", {}).get("inputs") == key and not error_outputs(old):
                 continue
-        scratch = book_dir / "_build" / "executing" / f"{name}.ipynb"  # outside the book's sources
-        scratch.parent.mkdir(parents=True, exist_ok=True)
+        todo[name] = (analysis / source, {"results_dir": str(results_dir), "table_path": str(table_path), **extra},
+                      title, key)
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = [pool.submit(_execute_chapter, name, *job, results_dir, book_dir, progress and workers <= 1)
+                   for name, job in todo.items()]
         try:
-            pm.execute_notebook(str(analysis / source), str(scratch), kernel_name="python3", progress_bar=progress,
-                                parameters={"results_dir": str(results_dir), "table_path": str(table_path), **extra},
-                                cwd=str(results_dir), kernel_manager_class="dpllib.grid.IsolatedKernelManager")
-        except Exception as err:
-            raise DplError(f"chapter {name} ({source}) failed; the executed notebook is {scratch}: {err}") from err
-        nb = nbformat.read(scratch, as_version=4)
-        errors = error_outputs(nb)
-        if errors:
-            raise DplError(f"chapter {name} has error outputs: {errors[:3]}")
-        for cell in nb.cells:  # the book shows results, not parameter plumbing
-            tags = cell.metadata.get("tags", [])
-            if "parameters" in tags or "injected-parameters" in tags:
-                cell.metadata["tags"] = [*tags, "remove-cell"]
-        if title:  # Sphinx takes the page title from the first markdown heading
-            nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
-        nb.metadata["dpl"] = {"inputs": key, "results_dir": str(results_dir)}
-        atomic_write(out, lambda path: nbformat.write(nb, path))
-        scratch.unlink()
-        executed.append(name)
+            for future in futures:
+                future.result()  # the first failure, in the book's order
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # chapters not yet started are not started
+            raise
     write_toc(book_dir, list(planned))
-    return executed
+    return list(todo)
+
+
+def _execute_chapter(name: str, source: Path, parameters: dict, title: str | None, key: str, results_dir: Path,
+                     book_dir: Path, progress: bool) -> None:
+    """Execute one analysis notebook into ``book_dir/chapters/<name>.ipynb`` (atomically),
+    marked with its inputs' digest ``key``; a chapter that raised or holds an error output is a
+    DplError."""
+    import papermill as pm
+
+    scratch = book_dir / "_build" / "executing" / f"{name}.ipynb"  # outside the book's sources
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(str(source), str(scratch), kernel_name="python3", progress_bar=progress,
+                            parameters=parameters, cwd=str(results_dir),
+                            kernel_manager_class="dpllib.grid.IsolatedKernelManager")
+    except Exception as err:
+        raise DplError(f"chapter {name} ({source.name}) failed; the executed notebook is {scratch}: {err}") from err
+    nb = nbformat.read(scratch, as_version=4)
+    errors = error_outputs(nb)
+    if errors:
+        raise DplError(f"chapter {name} has error outputs: {errors[:3]}")
+    for cell in nb.cells:  # the book shows results, not parameter plumbing
+        tags = cell.metadata.get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    if title:  # Sphinx takes the page title from the first markdown heading
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
+    nb.metadata["dpl"] = {"inputs": key, "results_dir": str(results_dir)}
+    atomic_write(book_dir / "chapters" / f"{name}.ipynb", lambda path: nbformat.write(nb, path))
+    scratch.unlink()
 
 
 def build_html(book_dir: Path) -> Path:
@@ -198,7 +218,7 @@ def build_book(preset: str = "offline", results_dir: str | os.PathLike | None = 
             print("cells:", ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())))
     book_dir = book_folder(book_dir, results_dir)
     ensure_mathjax(book_dir)
-    done = execute_chapters(results_dir, book_dir, force=force, progress=progress)
+    done = execute_chapters(results_dir, book_dir, force=force, progress=progress, workers=workers)
     if progress:
         print("chapters executed:", ", ".join(done) or "none (inputs unchanged)")
     return build_html(book_dir)
