@@ -1,5 +1,6 @@
 # make book : .venv, the offline preset (resumable), the analysis notebooks, the book (HTML)
-# make test : create .venv when missing (a no-op when up to date), install, run the tests
+# make test : create .venv when missing (a no-op when up to date), install, run every test (CI runs this)
+# make test-fast : the inner loop while developing: the tests not marked slow (no end-to-end runs, no book)
 # make lab  : JupyterLab with the project's kernel
 # make bench-loss / bench-data / bench-steps / bench-points: the speed benchmarks quoted in the issue notes
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ PRESET ?= offline
 WORKERS ?= 2
 export DPL_DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install test book lab browser bench-loss bench-data bench-steps bench-points
+.PHONY: install test test-fast book lab browser bench-loss bench-data bench-steps bench-points
 
 install: $(STAMP)
 
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 book: $(STAMP)
 	$(PY) -m dpllib.cli book --preset $(PRESET) --workers $(WORKERS)

@@ -1,23 +1,40 @@
 """Shared fixtures: real photos shipped inside packages, the shared data root, a local HTTP
-server for download tests."""
+server for download tests, test-only benchmarks, and the book built once per test session."""
 
 from __future__ import annotations
 
 import http.server
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+TOY = "tests.toy_denoising"  # a fifth use case, defined in the tests only
 
 warnings.filterwarnings("ignore", message=".*pretrained.*", category=UserWarning)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs two workers), each worker, and the kernels and
+    subprocesses it starts, computes with its share of the cores: two workers each running two
+    threads on two cores would oversubscribe them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or workers) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
@@ -52,11 +69,44 @@ def shared_data() -> Path:
     return root
 
 
+def session_cache(tmp_path_factory) -> Path:
+    """The test session's DPL_CACHE, shared by the xdist workers (network descriptions, generated
+    data sets and decoded images are written atomically, under locks): the user's own cache is
+    never touched, and no worker measures what the other already has."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dpl-cache"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    os.environ["DPL_CACHE"] = str(session_cache(tmp_path_factory))
+
+
 @pytest.fixture()
 def data_env(monkeypatch, shared_data, tmp_path_factory):
-    """DPL_DATA_ROOT at the shared (read-only) data, DPL_CACHE in this session's temp folder."""
+    """DPL_DATA_ROOT at the shared (read-only) data, DPL_CACHE at the session's cache."""
     monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
-    monkeypatch.setenv("DPL_CACHE", str(tmp_path_factory.getbasetemp() / "dpl-cache"))
+    monkeypatch.setenv("DPL_CACHE", str(session_cache(tmp_path_factory)))
+
+
+def use_benchmark_modules(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Register the benchmark modules ``modules`` (of this repository, e.g. ``tests.instant``)
+    through $DPL_BENCHMARKS, which notebook kernels, subprocesses and Slurm jobs inherit; the
+    registry is restored when ``monkeypatch`` undoes its changes."""
+    import dpllib.benchmark as registry
+
+    monkeypatch.setenv("DPL_BENCHMARKS", ",".join(modules))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_LOADED", set(registry._LOADED))
+    monkeypatch.setattr(registry, "_FROM_PLUGINS", set(registry._FROM_PLUGINS))
+
+
+@pytest.fixture()
+def instant(monkeypatch, data_env):
+    """The test-only instant benchmark (tests/instant.py) registered for one test, with the
+    shared data root: grid mechanics run on cells that take about a second."""
+    use_benchmark_modules(monkeypatch, "tests.instant")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -108,3 +158,66 @@ def http_server():
     yield server, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+def dpl(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`dpl ARGS` in a subprocess (this environment), its output captured."""
+    return subprocess.run([sys.executable, "-m", "dpllib.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _add_toy_benchmark(run: Path) -> dict:
+    """The run's preset with the toy denoising use case added (EfficientNet-Lite0 at two points
+    and the baseline; the fabricated networks limited to the fabricated benchmarks)."""
+    preset_file = run / "preset.yaml"
+    preset = yaml.safe_load(preset_file.read_text())
+    fabricated = list(preset["benchmarks"])
+    preset["networks"] = [{**e, "benchmarks": fabricated} for e in preset["networks"]]
+    preset["networks"].append({"network": "efficientnet_lite0", "weights": ["imagenet"], "points": ["stem", "stage1"],
+                               "benchmarks": ["denoising"]})
+    preset["benchmarks"]["denoising"] = "bsds500"
+    preset_file.write_text(yaml.safe_dump(preset))
+    return preset
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory, shared_data):
+    """The book, built once per test session the way a user builds it, and read by every book
+    and browser check:
+
+    1. a fabricated run of the four study use cases (tests/fabricate.py: made-up numbers in the
+       real record format);
+    2. a fifth use case registered as a plugin (tests/toy_denoising.py) added to its preset and
+       run for real through the grid (papermill kernels find the plugin);
+    3. `dpl evaluate` of a network outside the preset (a torchvision MobileNet from a weights
+       file, real smoke-budget super-resolution cells, the run's point costs measured);
+    4. `dpl book --no-run --workers 2` (chapters executed two at a time, the HTML built);
+    5. every page opened in headless Chromium (tests/browser.py).
+    """
+    import torchvision
+
+    from dpllib import grid
+
+    from .browser import check_book
+    from .fabricate import fabricate_results
+
+    base = tmp_path_factory.mktemp("built-book")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DPL_DATA_ROOT", str(shared_data))
+        mp.setenv("DPL_CACHE", str(session_cache(tmp_path_factory)))
+        use_benchmark_modules(mp, TOY)
+        run = fabricate_results(base / "results")
+        _add_toy_benchmark(run)
+        toy_outcome = grid.run(grid.load_preset(str(run / "preset.yaml")), run, workers=2, progress=False)
+        weights = base / "mine.pth"
+        torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
+        evaluated = dpl("evaluate", "mobilenet_v3_small", "--weights", str(weights), "--preset", str(run / "preset.yaml"),
+                        "--results", str(run), "--benchmarks", "super_resolution")
+        book = base / "book"
+        shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "_screenshots"))
+        built = dpl("book", "--preset", str(run / "preset.yaml"), "--results", str(run), "--book-dir", str(book),
+                    "--no-run", "--workers", "2")
+        html = book / "_build" / "html"
+        shots = REPO / "book" / "_screenshots" / "fabricated"
+        reports = check_book(html, shots) if built.returncode == 0 else []
+    return SimpleNamespace(run=run, book=book, html=html, shots=shots, toy_outcome=toy_outcome, evaluated=evaluated,
+                           built=built, reports=reports)

@@ -3,13 +3,10 @@ checked in headless Chromium; chapters re-execute only when their inputs change.
 
 import json
 import shutil
-import subprocess
-import sys
 
 import nbformat
 import papermill as pm
 import pytest
-import torch
 
 from dpllib import DplError, report
 from dpllib.narrative import short_name
@@ -17,51 +14,33 @@ from dpllib.networks import STUDY_POINTS
 from dpllib.results import read_manifest, write_manifest
 
 from .browser import check_book
-from .conftest import REPO
+from .conftest import REPO, TOY, use_benchmark_modules
 from .fabricate import STUDY_DATASET, fabricate_results
 
 
-@pytest.fixture(scope="module")
-def fabricated(tmp_path_factory):
-    return fabricate_results(tmp_path_factory.mktemp("fabricated") / "results")
-
-
-@pytest.fixture(scope="module")
-def book_copy(tmp_path_factory):
+@pytest.fixture()
+def book_copy(tmp_path):
     """The book's sources in a temporary folder (the repository's book/ stays untouched)."""
-    target = tmp_path_factory.mktemp("book") / "book"
+    target = tmp_path / "book"
     shutil.copytree(REPO / "book", target, ignore=shutil.ignore_patterns("_build", "chapters", "_screenshots"))
     return target
 
 
-def _dpl(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dpllib.cli", *args], capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.slow
-def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path, data_env):
-    """`dpl evaluate` of a network outside the preset (a torchvision MobileNet from a weights
-    file, at its study-style points, real smoke-budget super-resolution cells), then `dpl book` on
-    the records there, then every page in headless Chromium: the user's network is one more row,
-    marked, in the chapters that show it."""
-    import torchvision
-
-    weights = tmp_path / "mine.pth"
-    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
-    evaluated = _dpl("evaluate", "mobilenet_v3_small", "--weights", str(weights), "--preset", str(fabricated / "preset.yaml"),
-                     "--results", str(fabricated), "--benchmarks", "super_resolution")
+@pytest.mark.xdist_group("built_book")  # with every reader of the session's book: one worker builds it
+def test_book_builds_and_renders_in_chromium(built_book, monkeypatch):
+    """The session's book (conftest.built_book: a fabricated run, a plugin use case run for real,
+    `dpl evaluate` of a user's network, `dpl book`), every page in headless Chromium: no console
+    error, no request leaves the machine, every chart has data, the outputs are shown, and the
+    user's network is one more row, marked, in the chapters that show it."""
+    evaluated, built, html, reports = built_book.evaluated, built_book.built, built_book.html, built_book.reports
     assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
-    assert "ok: 2" in evaluated.stdout and (fabricated / "point_costs.json").is_file()
-    built = _dpl("book", "--preset", str(fabricated / "preset.yaml"), "--results", str(fabricated), "--book-dir",
-                 str(book_copy), "--no-run")
+    assert "ok: 2" in evaluated.stdout and (built_book.run / "point_costs.json").is_file()
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    html = book_copy / "_build" / "html"
     assert f"book: {html / 'index.html'}" in built.stdout
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     assert {"intro.html", "chapters/methods.html", "chapters/conventions.html", "chapters/choose.html",
             "reproduce.html"} <= pages
-    shots = REPO / "book" / "_screenshots" / "fabricated"
-    reports = check_book(html, shots)
     for r in reports:
         assert not r.console_errors, (r.page, r.console_errors)
         assert not r.external_requests, (r.page, r.external_requests)
@@ -75,6 +54,7 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path, da
     assert not [(r.page, r.empty_charts) for r in reports if r.empty_charts]  # no chart without data
     for bench in ("super_resolution", "segmentation", "autoencoding"):  # the outputs are shown
         assert "data:image/png;base64" in (html / "chapters" / f"{bench}.html").read_text()
+    shots = built_book.shots
     assert all((shots / f"{r.page.replace('/', '__').removesuffix('.html')}.png").is_file() for r in reports)
     text = (html / "chapters" / "methods.html").read_text()
     assert "squeezenet1_1" in text and "fabricated" in text  # generated from the (fabricated) preset
@@ -86,7 +66,8 @@ def test_book_builds_and_renders_in_chromium(fabricated, book_copy, tmp_path, da
     assert mine not in (html / "chapters" / "segmentation.html").read_text()
     assert "Your network, evaluated beside this preset" in (html / "chapters" / "super_resolution.html").read_text()
     # nothing changed: no chapter is executed again
-    assert report.execute_chapters(fabricated, book_copy, progress=False) == []
+    use_benchmark_modules(monkeypatch, TOY)
+    assert report.execute_chapters(built_book.run, built_book.book, progress=False) == []
 
 
 @pytest.mark.slow
@@ -114,15 +95,26 @@ def test_a_failing_chapter_fails_the_build(tmp_path, book_copy):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["methods", "benchmark", "conventions", "choose"])
-def test_analysis_notebooks_run_with_default_parameters(name, fabricated, monkeypatch, tmp_path):
-    """As in JupyterLab: no parameters; results come from $DPL_RESULTS/offline."""
-    monkeypatch.setenv("DPL_RESULTS", str(fabricated.parent))
-    (fabricated.parent / "offline").exists() or (fabricated.parent / "offline").symlink_to(fabricated)
-    out = tmp_path / f"{name}.ipynb"
-    pm.execute_notebook(str(REPO / "notebooks" / "analysis" / f"{name}.ipynb"), str(out), kernel_name="python3",
-                        progress_bar=False, cwd=str(tmp_path))
-    assert not report.error_outputs(nbformat.read(out, as_version=4))
+@pytest.mark.xdist_group("built_book")
+def test_analysis_notebooks_run_with_default_parameters(built_book, monkeypatch, tmp_path):
+    """As in JupyterLab: no parameters; results come from $DPL_RESULTS/offline (here the
+    session's run). The four notebooks run two at a time."""
+    import concurrent.futures
+
+    use_benchmark_modules(monkeypatch, TOY)
+    monkeypatch.setenv("DPL_RESULTS", str(tmp_path))
+    (tmp_path / "offline").symlink_to(built_book.run)
+
+    def execute(name: str) -> list[str]:
+        out = tmp_path / f"{name}.ipynb"
+        pm.execute_notebook(str(REPO / "notebooks" / "analysis" / f"{name}.ipynb"), str(out), kernel_name="python3",
+                            progress_bar=False, cwd=str(tmp_path))
+        return report.error_outputs(nbformat.read(out, as_version=4))
+
+    names = ["methods", "benchmark", "conventions", "choose"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        errors = dict(zip(names, pool.map(execute, names)))
+    assert errors == dict.fromkeys(names, []), errors
 
 
 @pytest.mark.slow
@@ -155,7 +147,7 @@ def test_chapters_of_a_paper_style_run_show_every_network_and_no_stand_in(tmp_pa
     offline stand-ins (the methods page's protocol table documents both budgets by design)."""
     run = fabricate_results(tmp_path / "paper", seeds=(0, 1, 2), networks=tuple(STUDY_POINTS), weights=("imagenet",),
                             budget="paper", datasets=STUDY_DATASET, name="paper-style")
-    report.execute_chapters(run, book_copy, force=True, progress=False)
+    report.execute_chapters(run, book_copy, force=True, progress=False, workers=2)
     toc = (book_copy / "_toc.yml").read_text()
     chapters = book_copy / "chapters"
     benchmark_chapters = [n for n in report.chapters(run) if n not in ("methods", "conventions", "choose")]

@@ -1,4 +1,6 @@
-"""The grid: presets, resumable papermill execution, failure isolation, kills, executors, table."""
+"""The grid: presets, resumable papermill execution, failure isolation, kills, executors, table.
+Its mechanics run on the instant benchmark (tests/instant.py): real notebooks and records, no
+training."""
 
 import json
 import os
@@ -15,6 +17,7 @@ import yaml
 from dpllib import DplError, grid, results
 
 from .conftest import REPO
+from .instant import instant_preset
 
 TINY_OVERRIDES = {
     "autoencoding": {"steps": 2, "train_limit": 100, "test_limit": 50, "probe_epochs": 2},
@@ -23,6 +26,7 @@ TINY_OVERRIDES = {
 
 
 def write_preset(tmp_path, **changes):
+    """A preset of real benchmarks (for validation and expansion; nothing here runs it)."""
     preset = {"name": "tiny", "budget": "smoke", "seeds": [0], "device": "cpu",
               "benchmarks": {"autoencoding": "cifar10", "segmentation": "mass_roads"},
               "networks": [{"network": "efficientnet_lite0", "weights": ["imagenet"], "points": ["stage1"]}],
@@ -35,7 +39,7 @@ def write_preset(tmp_path, **changes):
     return path
 
 
-pytestmark = pytest.mark.usefixtures("data_env")
+pytestmark = pytest.mark.usefixtures("instant")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -99,7 +103,8 @@ def test_shipped_presets_expand():
 
 
 def test_run_resume_and_status(tmp_path):
-    preset = grid.load_preset(str(write_preset(tmp_path)))
+    lite = {"network": "efficientnet_lite0", "weights": ["imagenet"], "points": ["stage1"]}
+    preset = grid.load_preset(str(instant_preset(tmp_path, networks=[lite])))
     out = tmp_path / "results"
     outcome = grid.run(preset, out, progress=False)
     assert outcome == {"ok": 4}
@@ -107,10 +112,11 @@ def test_run_resume_and_status(tmp_path):
         assert s.state == "done"
         path = results.record_path(s.cell, out)
         assert path.with_suffix(".ipynb").is_file()  # the executed notebook is kept
+        assert "README.md" in results.read_record(path)["data_root_entries"]  # the kernel read the data root
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/*.json")}
     assert grid.run(preset, out, progress=False) == {"skipped": 4}
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("*/*.json")}
-    assert "autoencoding" in grid.status_table(preset, out)
+    assert "instant" in grid.status_table(preset, out)
     frame = results.table(out)
     assert set(frame["network"]) == {"efficientnet_lite0", "baseline"}
     lite = frame[frame["network"] == "efficientnet_lite0"]
@@ -120,33 +126,32 @@ def test_run_resume_and_status(tmp_path):
 
 
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
-    overrides = {**TINY_OVERRIDES, "segmentation": {**TINY_OVERRIDES["segmentation"], "crop": 512}}  # > 224
-    preset = grid.load_preset(str(write_preset(tmp_path, overrides=overrides)))
+    preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0, 1, 2, 3), fail="told to fail", only=[1, 3])))
     out = tmp_path / "results"
     outcome = grid.run(preset, out, progress=False)
     assert outcome == {"ok": 2, "failed": 2}
     failed = [results.read_record(results.record_path(s.cell, out)) for s in grid.status(preset, out)
               if s.state == "failed"]
-    assert all("crop 512" in r["traceback"] for r in failed)
+    assert all("RuntimeError: told to fail" in r["traceback"] for r in failed)
+    assert sorted(r["config"]["seed"] for r in failed) == [1, 3]
     # nothing new runs unless asked to retry
     assert grid.run(preset, out, progress=False) == {"skipped": 2, "skipped (failed)": 2}
 
 
 def test_parallel_workers(tmp_path):
-    preset = grid.load_preset(str(write_preset(tmp_path, benchmarks={"autoencoding": "cifar10"})))
-    assert grid.run(preset, tmp_path / "r", workers=2, progress=False) == {"ok": 2}
+    preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0, 1, 2))))
+    assert grid.run(preset, tmp_path / "r", workers=2, progress=False) == {"ok": 3}
 
 
 def test_submitit_array_with_the_local_executor(tmp_path):
-    preset = grid.load_preset(str(write_preset(tmp_path, benchmarks={"autoencoding": "cifar10"}, baselines=False)))
+    preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0,))))
     jobs = grid.run_slurm(preset, tmp_path / "r", cluster="local", wait=True)
     assert len(jobs) == 1
     assert [s.state for s in grid.status(preset, tmp_path / "r")] == ["done"]
 
 
 def test_killing_a_run_never_leaves_a_half_record(tmp_path):
-    preset_file = write_preset(tmp_path, overrides={**TINY_OVERRIDES,
-                               "autoencoding": {**TINY_OVERRIDES["autoencoding"], "steps": 15}})
+    preset_file = instant_preset(tmp_path, seeds=(0, 1, 2, 3), seconds=2.0)
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "dpllib.cli", "run", str(preset_file), "--results", str(out)],
@@ -156,7 +161,7 @@ def test_killing_a_run_never_leaves_a_half_record(tmp_path):
     while time.time() < deadline and not list(out.glob("*/*.json")):
         time.sleep(0.2)
     assert list(out.glob("*/*.json")), "the first cell never finished"
-    time.sleep(3)  # well into the next cell
+    time.sleep(1.5)  # well into the next cell
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     for path in out.glob("*/*.json"):
@@ -190,12 +195,10 @@ def _kernels_of(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.slow
 def test_a_dead_kernel_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
     """SIGKILL of a cell's kernel (as the out-of-memory killer does): a failed record naming the
     signal within seconds, the next cell runs, and `dpl run` exits non-zero."""
-    slow = {**TINY_OVERRIDES["autoencoding"], "steps": 150}
-    preset_file = write_preset(tmp_path, benchmarks={"autoencoding": "cifar10"}, overrides={"autoencoding": slow})
+    preset_file = instant_preset(tmp_path, seconds=120.0, only=[0])  # the first cell waits to be killed
     out = tmp_path / "results"
     runner = subprocess.Popen([sys.executable, "-m", "dpllib.cli", "run", str(preset_file), "--results", str(out)],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -203,7 +206,7 @@ def test_a_dead_kernel_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
     while time.time() < deadline and not _kernels_of(runner.pid):
         time.sleep(0.2)
     [kernel] = _kernels_of(runner.pid)
-    time.sleep(6)  # into the first cell (kernel start, data, training)
+    time.sleep(3)  # into the first cell
     killed = time.time()
     os.kill(kernel, signal.SIGKILL)
     while time.time() < killed + 60 and not list(out.glob("*/*.json")):
@@ -212,15 +215,14 @@ def test_a_dead_kernel_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
     assert time.time() - killed < 30
     [record] = [results.read_record(p) for p in out.glob("*/*.json")]
     assert record["status"] == "failed" and "killed by signal 9 (SIGKILL" in record["traceback"]
-    stdout, stderr = runner.communicate(timeout=600)  # the other cell (the baseline) still runs
+    stdout, stderr = runner.communicate(timeout=600)  # the other cell (seed 1) still runs
     assert runner.returncode == 1 and "failed" in stderr, stdout + stderr
     states = sorted(s.state for s in grid.status(grid.load_preset(str(preset_file)), out))
     assert states == ["done", "failed"]
 
 
-@pytest.mark.slow
 def test_two_runners_on_one_folder_run_each_cell_once(tmp_path):
-    preset_file = write_preset(tmp_path, benchmarks={"autoencoding": "cifar10"})
+    preset_file = instant_preset(tmp_path, seeds=(0, 1, 2, 3), seconds=0.5)
     out = tmp_path / "results"
     cmd = [sys.executable, "-m", "dpllib.cli", "run", str(preset_file), "--results", str(out)]
     runners = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -228,8 +230,8 @@ def test_two_runners_on_one_folder_run_each_cell_once(tmp_path):
     outputs = [r.communicate(timeout=600)[0] for r in runners]
     assert all(r.returncode == 0 for r in runners), outputs
     ran = sum(int(m) for o in outputs for m in re.findall(r"\bok: (\d+)", o))
-    assert ran == 2, outputs  # 2 cells, each run by one of the two
-    assert len(list(out.glob("*/*.ipynb"))) == 2 and not list(out.glob("*/*.claim"))
+    assert ran == 4, outputs  # 4 cells, each run by one of the two
+    assert len(list(out.glob("*/*.ipynb"))) == 4 and not list(out.glob("*/*.claim"))
 
 
 def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):

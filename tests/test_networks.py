@@ -1,6 +1,7 @@
 """The registry: study networks and points, metadata, names, weights loading."""
 
 import csv
+import json
 
 import pytest
 import torch
@@ -179,3 +180,41 @@ def test_timm_weights_placed_by_hand_load_offline(monkeypatch, tmp_path):
     save_file(state, str(place))
     model = load_network(f"timm:{arch}", "imagenet")
     assert torch.equal(model.state_dict()["fc.weight"], state["fc.weight"])
+
+
+@pytest.mark.parametrize("name", ["alexnet", "efficientnet_lite0", "timm:vit_small_patch16_224.augreg_in1k"])
+def test_a_networks_description_is_kept_and_read_back_unchanged(name, tmp_path, monkeypatch):
+    """The description measured on the meta device is kept in DPL_CACHE; a later process reads it
+    back equal, without building the model; other code or libraries, or a damaged file, mean
+    it is measured again."""
+    from dpllib import networks
+
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path))
+    networks._described.cache_clear()
+    measured = networks.network_info(name), networks.extraction_points(name)
+    path = networks.description_path(name)
+    assert path.is_file() and path.parent == tmp_path / "networks"
+    networks._described.cache_clear()  # as a new process
+    measure = networks._measure_info
+
+    def never(_name):
+        raise AssertionError("measured although a description was kept")
+
+    monkeypatch.setattr(networks, "_measure_info", never)
+    assert (networks.network_info(name), networks.extraction_points(name)) == measured
+    monkeypatch.setattr(networks, "_measure_info", measure)
+    monkeypatch.setattr(networks, "DESCRIBED_BY", ("networks.py",))  # other measuring code: another file
+    assert networks.description_path(name) != path
+    monkeypatch.setattr(networks, "DESCRIBED_BY", ("networks.py", "features.py"))
+    path.write_text('{"info": {"name": ')  # damaged: measured again and rewritten
+    networks._described.cache_clear()
+    assert (networks.network_info(name), networks.extraction_points(name)) == measured
+    assert json.loads(path.read_text())["info"]["name"] == name
+    networks._described.cache_clear()
+
+
+def test_an_unknown_network_is_refused_with_a_writable_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path))
+    with pytest.raises(DplError, match="unknown network 'vgg61'"):
+        network_info("vgg61")
+    assert not list(tmp_path.rglob("*.json"))

@@ -1,5 +1,6 @@
-"""The benchmark notebook runs each benchmark through papermill with the tiniest budget and
-writes a record."""
+"""The benchmark notebook runs each real trainer end to end through papermill with the tiniest
+budget and writes a record: super-resolution with the notebook's default parameters (as `make
+lab` opens it), the other three with a cell's parameters (as the grid passes them)."""
 
 import json
 
@@ -12,12 +13,17 @@ from .conftest import REPO
 from .test_trainers import DATASET, TINY
 
 pytestmark = pytest.mark.usefixtures("data_env")
-POINTS = {"similarity": ["stem", "stage7"], "super_resolution": ["stage1"], "segmentation": ["stage4"],
+POINTS = {"similarity": ["stem", "stage7"], "segmentation": ["stage4"],
           "autoencoding": ["stage4"]}
 
 
+def _rendered(executed_notebook) -> str:
+    executed = json.loads(executed_notebook.read_text())
+    return json.dumps([o for c in executed["cells"] for o in c.get("outputs", [])])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("benchmark", list(TINY))
+@pytest.mark.parametrize("benchmark", [b for b in TINY if b != "super_resolution"])
 def test_benchmark_notebook_runs_and_writes_a_record(benchmark, tmp_path):
     out = tmp_path / f"{benchmark}.ipynb"
     record_path = tmp_path / "record.json"
@@ -30,9 +36,7 @@ def test_benchmark_notebook_runs_and_writes_a_record(benchmark, tmp_path):
     record = read_record(record_path)
     assert record["status"] == "ok" and record["rows"]
     assert record["config"]["network"] == "efficientnet_lite0" and record["config"]["weights"] == "imagenet"
-    executed = json.loads(out.read_text())
-    outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
-    rendered = json.dumps(outputs)
+    rendered = _rendered(out)
     assert "image/svg+xml" in rendered  # the altair figure rendered offline
     if benchmark != "similarity":
         assert "data:image/png;base64" in rendered  # the image figure
@@ -51,4 +55,7 @@ def test_benchmark_notebook_runs_with_default_parameters(tmp_path, monkeypatch):
     assert len(records) == 1
     record = read_record(records[0])
     assert record["status"] == "ok" and record["config"]["dataset"] == "bsds500"
+    assert record["config"]["network"] == "efficientnet_lite0" and record["config"]["weights"] == "imagenet"
     assert {r["alias"] for r in record["rows"]} == {"stem", "stage1", "stage4", "stage7"}
+    rendered = _rendered(out)
+    assert "image/svg+xml" in rendered and "data:image/png;base64" in rendered  # a chart and the SR outputs

@@ -21,19 +21,9 @@ from dpllib import PerceptualLoss, grid, load_network, results
 from dpllib.files import temporary_is_orphaned, temporary_path
 
 from .conftest import REPO
+from .instant import instant_preset
 
 DPL = [sys.executable, "-m", "dpllib.cli"]
-TINY_AE = {"steps": 2, "train_limit": 100, "test_limit": 50, "probe_epochs": 2}
-
-
-def _tiny_preset(folder: Path, **changes) -> Path:
-    preset = {"name": "tiny", "budget": "smoke", "seeds": [0], "device": "cpu",
-              "benchmarks": {"autoencoding": "cifar10"}, "networks": [], "baselines": True,
-              "overrides": {"autoencoding": TINY_AE}, **changes}
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(preset))
-    return path
 
 
 # --------------------------------------------------------------------------- 1: other folders
@@ -42,7 +32,9 @@ def _tiny_preset(folder: Path, **changes) -> Path:
 @pytest.mark.slow
 def test_a_wheel_install_runs_a_preset_from_an_empty_folder_with_relative_paths(tmp_path, shared_data):
     """`pip install .` (not editable; the notebooks ship inside the package), then dpl run,
-    status and table from folders outside any checkout, with relative paths everywhere."""
+    status and table from folders outside any checkout, with relative paths everywhere. The cell
+    is the instant benchmark's (it reads the data root the preset names, relative to the preset
+    file); each real trainer runs through the notebook in test_notebooks."""
     site = tmp_path / "site"
     build = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
                             str(REPO)], capture_output=True, text=True, timeout=600)
@@ -50,24 +42,30 @@ def test_a_wheel_install_runs_a_preset_from_an_empty_folder_with_relative_paths(
     assert (site / "dpllib" / "_resources" / "notebooks" / "benchmarks" / "cell.ipynb").is_file()
     assert (site / "dpllib" / "_resources" / "book" / "intro.md").is_file()
     (tmp_path / "data").symlink_to(shared_data)
-    preset = _tiny_preset(tmp_path / "presets", data_root="../data")  # relative to the preset file
+    (tmp_path / "presets").mkdir()
+    preset = instant_preset(tmp_path / "presets", seeds=(0,))
+    spec = yaml.safe_load(preset.read_text())
+    preset.write_text(yaml.safe_dump({**spec, "data_root": "../data"}))  # relative to the preset file
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "DPL_CACHE": "cache", "DPL_DATA_ROOT": "../data", "DPL_RESULTS": "res",
-           "PYTHONPATH": str(site)}  # kernels inherit it: they import the installed copy too
+    env = {**os.environ, "DPL_CACHE": "cache", "DPL_DATA_ROOT": "../nowhere", "DPL_RESULTS": "res",
+           "DPL_BENCHMARKS": "tests.instant",  # kernels inherit it: they import the installed dpllib too
+           "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
     where = subprocess.run([sys.executable, "-c", "import dpllib.paths as p; print(p.__file__, p.source_checkout())"],
                            cwd=work, env=env, capture_output=True, text=True)
     assert where.stdout.split() == [str(site / "dpllib" / "paths.py"), "None"], where.stdout + where.stderr
     run = subprocess.run([*DPL, "run", str(preset)], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
-    [record] = (work / "res" / "tiny" / "autoencoding").glob("*.json")
-    assert results.read_record(record)["status"] == "ok"
+    [record] = (work / "res" / "instant" / "instant").glob("*.json")
+    record = results.read_record(record)
+    assert record["status"] == "ok" and "README.md" in record["data_root_entries"]  # ../data, not ../nowhere
+    assert (work / "res" / "instant" / "instant" / f"{record['cell_id']}.ipynb").is_file()  # the shipped notebook ran
     status = subprocess.run([*DPL, "status", str(preset)], cwd=tmp_path, env={**env, "DPL_RESULTS": str(work / "res")},
                             capture_output=True, text=True, timeout=300)
     assert re.search(r"total\s+1\s+0\s+0\s+0", status.stdout), status.stdout + status.stderr
-    table = subprocess.run([*DPL, "table", str(preset), "--results", "res/tiny"], cwd=work, env=env,
+    table = subprocess.run([*DPL, "table", str(preset), "--results", "res/instant"], cwd=work, env=env,
                            capture_output=True, text=True, timeout=300)
-    assert table.returncode == 0 and (work / "res" / "tiny" / "table.parquet").is_file(), table.stderr
+    assert table.returncode == 0 and (work / "res" / "instant" / "table.parquet").is_file(), table.stderr
 
 
 # --------------------------------------------------------------------------- 2: official checkpoints
@@ -184,12 +182,11 @@ def test_many_processes_generate_one_set_once(data_env, tmp_path):
 # --------------------------------------------------------------------------- 6, 7: records, Slurm, temporaries
 
 
-@pytest.mark.slow
-def test_stale_and_foreign_records(data_env, tmp_path):
-    preset = grid.load_preset(str(_tiny_preset(tmp_path)))
+def test_stale_and_foreign_records(instant, tmp_path):
+    preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0,))))
     out = tmp_path / "results"
     assert grid.run(preset, out, progress=False) == {"ok": 1}
-    [path] = (out / "autoencoding").glob("*.json")
+    [path] = (out / "instant").glob("*.json")
     record = json.loads(path.read_text())
     assert record["code_version"] == results.code_version()
     record["code_version"] = "older"
@@ -205,10 +202,8 @@ def test_stale_and_foreign_records(data_env, tmp_path):
     assert set(results.table(out)["seed"]) == {0, 7}
 
 
-@pytest.mark.slow
-def test_retry_failed_reaches_slurm(data_env, tmp_path):
-    broken = {"segmentation": {"steps": 2, "eval_every": 1, "crop": 512, "size": 224}}  # crop > images: fails
-    preset = grid.load_preset(str(_tiny_preset(tmp_path, benchmarks={"segmentation": "mass_roads"}, overrides=broken)))
+def test_retry_failed_reaches_slurm(instant, tmp_path):
+    preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0,), fail="told to fail")))
     out = tmp_path / "r"
     assert grid.run(preset, out, progress=False) == {"failed": 1}
     assert grid.run_slurm(preset, out, cluster="local", wait=True) == []
@@ -296,9 +291,8 @@ def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
         server.wait(timeout=30)
 
 
-@pytest.mark.slow
-def test_one_slurm_task_runs_several_cells_on_its_gpu(data_env, tmp_path):
-    preset = grid.load_preset(str(_tiny_preset(tmp_path, networks=[{"network": "efficientnet_lite0", "points": ["stem"]}])))
+def test_one_slurm_task_runs_several_cells_on_its_gpu(instant, tmp_path):
+    preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0, 1))))
     jobs = grid.run_slurm(preset, tmp_path / "r", cluster="local", cells_per_job=2, wait=True)
     assert len(jobs) == 1 and len(jobs[0].result()) == 2
     assert [s.state for s in grid.status(preset, tmp_path / "r")] == ["done", "done"]

@@ -2,57 +2,74 @@
 through preset -> grid -> record -> results table -> a rendered chapter."""
 
 import os
-import shutil
+import subprocess
+import sys
 
 import pytest
-import yaml
 
-import dpllib.benchmark as benchmark_module
-from dpllib import DplError, analysis, grid, report, results
+from dpllib import DplError, analysis, results
 from dpllib.benchmark import benchmarks, get_benchmark
 
-from .conftest import REPO
-
-TOY = "tests.toy_denoising"
+from .conftest import REPO, TOY, use_benchmark_modules
 
 
 @pytest.fixture()
 def toy_registered(monkeypatch):
     """The toy benchmark registered through $DPL_BENCHMARKS (kernels inherit it), for this test only."""
-    monkeypatch.setenv("DPL_BENCHMARKS", TOY)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setattr("dpllib.benchmark._REGISTRY", benchmarks())
-    monkeypatch.setattr("dpllib.benchmark._LOADED", set(benchmark_module._LOADED))
+    use_benchmark_modules(monkeypatch, TOY)
     yield get_benchmark("denoising")
 
 
 def test_unknown_benchmarks_and_modules_are_named(monkeypatch):
     with pytest.raises(DplError, match="unknown benchmark 'denoize'.*registered: similarity"):
         get_benchmark("denoize")
-    monkeypatch.setattr("dpllib.benchmark._REGISTRY", benchmarks())
-    monkeypatch.setenv("DPL_BENCHMARKS", "no_such_module_here")
+    use_benchmark_modules(monkeypatch, "no_such_module_here")
     with pytest.raises(DplError, match="cannot import the benchmark module 'no_such_module_here'"):
         benchmarks()
 
 
+def test_a_lookup_imports_only_the_benchmark_asked_for():
+    """`get_benchmark` imports the named use case's module (and the plugins), not every trainer:
+    a kernel running one use case, or a plugin's cell, loads nothing it does not use."""
+    code = ("import sys; from dpllib.benchmark import BUILTIN, get_benchmark; get_benchmark('instant'); "
+            "print(sorted(set(BUILTIN.values()) & set(sys.modules)), 'torch' in sys.modules); "
+            "get_benchmark('segmentation'); print(sorted(set(BUILTIN.values()) & set(sys.modules)))")
+    env = {**os.environ, "DPL_BENCHMARKS": "tests.instant", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.stdout.splitlines() == ["[] False", "['dpllib.trainers.segmentation']"], out.stdout + out.stderr
+
+
+def test_a_plugin_replaces_a_builtin_whichever_loads_first(monkeypatch, tmp_path):
+    """A plugin's benchmark of a built-in's name wins, also when the built-in loads after it."""
+    import dpllib.benchmark as registry
+
+    (tmp_path / "my_segmentation.py").write_text(
+        "import dataclasses\nfrom tests.toy_denoising import BENCHMARK as TOY\n"
+        "BENCHMARK = dataclasses.replace(TOY, name='segmentation', title='Segmentation (mine)')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    use_benchmark_modules(monkeypatch, TOY, "my_segmentation")
+    registry._LOADED.discard(registry.BUILTIN["segmentation"])  # as in a fresh process
+    registry._REGISTRY.pop("segmentation", None)
+    get_benchmark("denoising")  # loads the plugins only
+    assert registry.BUILTIN["segmentation"] not in registry._LOADED
+    assert get_benchmark("segmentation").title == "Segmentation (mine)"  # the built-in loaded now, and lost
+    assert registry.BUILTIN["segmentation"] in registry._LOADED
+    assert benchmarks()["segmentation"].title == "Segmentation (mine)"
+
+
 @pytest.mark.slow
-def test_a_fifth_benchmark_goes_from_preset_to_chapter(toy_registered, data_env, tmp_path):
+@pytest.mark.xdist_group("built_book")
+def test_a_fifth_benchmark_goes_from_preset_to_chapter(toy_registered, built_book):
+    """The session's book runs the toy (a plugin) beside the fabricated use cases: its cells ran
+    through the grid (papermill kernels found the plugin), its table rows and learning check are
+    there, and its chapter is in the book with charts and example outputs."""
     assert list(benchmarks())[-1] == "denoising"
-    preset_file = tmp_path / "toy.yaml"
-    preset_file.write_text(yaml.safe_dump({
-        "name": "toy", "budget": "smoke", "seeds": [0], "device": "cpu", "baselines": True,
-        "benchmarks": {"denoising": "bsds500"},
-        "networks": [{"network": "efficientnet_lite0", "weights": ["imagenet"], "points": ["stem", "stage1"]}]}))
-    preset = grid.load_preset(str(preset_file))
-    out = tmp_path / "results"
-    assert grid.run(preset, out, progress=False) == {"ok": 2}  # papermill kernels found the toy too
-    table = results.table(out, results.read_manifest(out)[1])
-    assert set(table["benchmark"]) == {"denoising"} and set(table["alias"]) == {"stem", "stage1", "baseline"}
-    checks = analysis.learning_checks(table, results.references(results.records(out)))
-    assert checks["met"].all(), checks  # the pixel-MSE control beats the noisy input
-    book = tmp_path / "book"
-    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "_screenshots"))
-    index = report.build_book(str(preset_file), results_dir=out, book_dir=book, run=False, progress=False)
-    page = (index.parent / "chapters" / "denoising.html").read_text()
+    assert built_book.toy_outcome["ok"] == 4 and set(built_book.toy_outcome) == {"ok", "skipped"}  # the rest ran
+    table = results.load_run(built_book.run).table
+    toy = table[table["benchmark"] == "denoising"]
+    assert set(toy["alias"]) == {"stem", "stage1", "baseline"} and set(toy["seed"]) == {0, 1}
+    checks = analysis.learning_checks(toy, results.references(results.records(built_book.run)))
+    assert len(checks) and checks["met"].all(), checks  # the pixel-MSE control beats the noisy input
+    page = (built_book.html / "chapters" / "denoising.html").read_text()
     assert "Denoising (toy)" in page and ".svg" in page and "data:image/png;base64" in page  # charts, outputs
-    assert "chapters/denoising" in (book / "_toc.yml").read_text()
+    assert "chapters/denoising" in (built_book.book / "_toc.yml").read_text()

@@ -162,8 +162,10 @@ def test_segmentation_baseline_beats_the_all_road_answer():
 
 @pytest.mark.slow
 def test_autoencoder_baseline_beats_chance_and_nears_pca():
+    """300 steps: after 150 the probes reached 0.249 against PCA's 0.298-0.301 (the thread count
+    moves PCA's third decimal), inside the 0.05 margin by 0.001 or outside it; after 300, 0.281."""
     rec, _ = autoencoding.run(cfg("autoencoding", network="baseline", points=[],
-                                  overrides={"steps": 150, "train_limit": 1000, "test_limit": 500, "probe_epochs": 30}),
+                                  overrides={"steps": 300, "train_limit": 1000, "test_limit": 500, "probe_epochs": 30}),
                               progress=False)
     accuracy = _value(rec, "probe_accuracy", "mean")
     assert accuracy > 0.15  # ten classes: chance is 0.1
