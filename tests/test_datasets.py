@@ -190,6 +190,8 @@ def test_roads_subset_split_is_deterministic_and_disjoint():
     assert img.shape == (2, 3, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
     again = val.crops(torch.tensor([0, 1]), 64, torch.Generator().manual_seed(0))
     assert torch.equal(img, again[0])  # crops and flips come from the generator only
+    with pytest.raises(DplError, match=r"crop 512 is larger than the resized images \(224, 224\); lower the crop"):
+        val.crops(torch.tensor([0]), 512, torch.Generator())  # (a grid test's failing cell once covered this)
 
 
 @pytest.mark.parametrize("flips, vertical", [("horizontal", False), ("both", True)])
