@@ -1,5 +1,6 @@
-"""A benchmark is one registered thing: a toy fifth benchmark, defined in the tests only, goes
-through preset -> grid -> record -> results table -> a rendered chapter."""
+"""A benchmark is one registered thing, loaded when it is looked up. A toy fifth benchmark,
+defined in the tests only, goes through preset -> grid -> record -> results table -> a rendered
+chapter in the session's book (test_book::test_book_builds_and_renders_in_chromium)."""
 
 import os
 import subprocess
@@ -7,17 +8,10 @@ import sys
 
 import pytest
 
-from dpllib import DplError, analysis, results
+from dpllib import DplError
 from dpllib.benchmark import benchmarks, get_benchmark
 
 from .conftest import REPO, TOY, use_benchmark_modules
-
-
-@pytest.fixture()
-def toy_registered(monkeypatch):
-    """The toy benchmark registered through $DPL_BENCHMARKS (kernels inherit it), for this test only."""
-    use_benchmark_modules(monkeypatch, TOY)
-    yield get_benchmark("denoising")
 
 
 def test_unknown_benchmarks_and_modules_are_named(monkeypatch):
@@ -55,21 +49,3 @@ def test_a_plugin_replaces_a_builtin_whichever_loads_first(monkeypatch, tmp_path
     assert get_benchmark("segmentation").title == "Segmentation (mine)"  # the built-in loaded now, and lost
     assert registry.BUILTIN["segmentation"] in registry._LOADED
     assert benchmarks()["segmentation"].title == "Segmentation (mine)"
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("built_book")
-def test_a_fifth_benchmark_goes_from_preset_to_chapter(toy_registered, built_book):
-    """The session's book runs the toy (a plugin) beside the fabricated use cases: its cells ran
-    through the grid (papermill kernels found the plugin), its table rows and learning check are
-    there, and its chapter is in the book with charts and example outputs."""
-    assert list(benchmarks())[-1] == "denoising"
-    assert built_book.toy_outcome["ok"] == 4 and set(built_book.toy_outcome) == {"ok", "skipped"}  # the rest ran
-    table = results.load_run(built_book.run).table
-    toy = table[table["benchmark"] == "denoising"]
-    assert set(toy["alias"]) == {"stem", "stage1", "baseline"} and set(toy["seed"]) == {0, 1}
-    checks = analysis.learning_checks(toy, results.references(results.records(built_book.run)))
-    assert len(checks) and checks["met"].all(), checks  # the pixel-MSE control beats the noisy input
-    page = (built_book.html / "chapters" / "denoising.html").read_text()
-    assert "Denoising (toy)" in page and ".svg" in page and "data:image/png;base64" in page  # charts, outputs
-    assert "chapters/denoising" in (built_book.book / "_toc.yml").read_text()
