@@ -4,7 +4,6 @@ image grids."""
 from __future__ import annotations
 
 import io
-
 from typing import TYPE_CHECKING
 
 import pandas as pd

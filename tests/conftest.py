@@ -165,8 +165,8 @@ def dpl(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dpllib.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _add_toy_benchmark(run: Path) -> dict:
-    """The run's preset with the toy denoising use case added (EfficientNet-Lite0 at two points
+def _add_toy_benchmark(run: Path) -> None:
+    """Add the toy denoising use case to the run's preset (EfficientNet-Lite0 at two points
     and the baseline; the fabricated networks limited to the fabricated benchmarks)."""
     preset_file = run / "preset.yaml"
     preset = yaml.safe_load(preset_file.read_text())
@@ -176,7 +176,6 @@ def _add_toy_benchmark(run: Path) -> dict:
                                "benchmarks": ["denoising"]})
     preset["benchmarks"]["denoising"] = "bsds500"
     preset_file.write_text(yaml.safe_dump(preset))
-    return preset
 
 
 @pytest.fixture(scope="session")
