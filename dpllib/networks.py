@@ -528,16 +528,19 @@ DESCRIBED_BY = ("networks.py", "features.py")
 
 def _description_key(name: str) -> str:
     """16 hex digits naming what ``name``'s description depends on: the name, the code that
-    measures it (:data:`DESCRIBED_BY`) and the versions of torch, torchvision and timm (as installed)."""
+    measures it (:data:`DESCRIBED_BY`) and the versions of torch, torchvision and timm (as
+    installed). (Not results.source_digest: results imports config, which imports this module.)"""
     import hashlib
     import importlib.metadata
     import json
+    from pathlib import Path
 
-    from .results import source_digest
-
+    package = Path(__file__).resolve().parent
     versions = {lib: importlib.metadata.version(lib) for lib in ("torch", "torchvision", "timm")}
-    key = json.dumps([name, versions, source_digest(DESCRIBED_BY)], sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([name, versions], sort_keys=True).encode())
+    for source in DESCRIBED_BY:
+        digest.update((package / source).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def description_path(name: str):
