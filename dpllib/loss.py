@@ -97,7 +97,7 @@ def normalization_constants(normalization: str, network_mean: Sequence[float], n
         if input_range == (0.0, 1.0):  # x11 = 2 x - 1: (x11 - sh) / sc = (x - (sh + 1) / 2) / (sc / 2)
             shift, scale = tuple((m + 1) / 2 for m in shift), tuple(sc / 2 for sc in scale)
         return tuple(shift), tuple(scale)
-    from .networks import IMAGENET_MEAN, IMAGENET_STD
+    from .catalog import IMAGENET_MEAN, IMAGENET_STD
 
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else (network_mean, network_std)
     if input_range == (-1.0, 1.0):  # x01 = (x + 1) / 2: (x01 - m) / s = (x - (2m - 1)) / (2s)

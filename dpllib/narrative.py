@@ -13,7 +13,7 @@ from .benchmark import benchmarks, get_benchmark
 from .config import BASELINE, CellConfig, entry_weights, preset_datasets
 from .errors import DplError
 from .names import YOURS_MARK, short_name, shown_names, shown_weights
-from .networks import STUDY_POINTS
+from .catalog import STUDY_POINTS
 
 
 def data_label(benchmark: str, dataset: str) -> str:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import nbformat
@@ -115,13 +116,16 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
 
 
 def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, progress: bool = True,
-                     workers: int = 1) -> list[str]:
+                     workers: int = 1, only: Collection[str] | None = None) -> list[str]:
     """Execute each analysis notebook into ``book_dir/chapters`` with papermill, unless the
     chapter there was made from the same results table, manifest, library and notebook source;
     write the table of contents. The table holds the records the run's manifest names. Chapters
-    are independent: ``workers`` of them execute at once (each in its own kernel). Returns the
-    names executed, in the book's order. Raises when a chapter fails."""
+    are independent: ``workers`` of them execute at once (each in its own kernel); ``only``: just
+    these chapters (names as in :func:`chapters`; the table of contents still lists all). Returns
+    the names executed, in the book's order. Raises when a chapter fails or ``only`` names one the
+    run does not have."""
     import concurrent.futures
+    import threading
 
     from .results import table, write_table
 
@@ -137,8 +141,13 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
     analysis = resource("notebooks") / "analysis"
     (book_dir / "chapters").mkdir(parents=True, exist_ok=True)
     planned = chapters(results_dir)
+    unknown = sorted(set(only or ()) - set(planned))
+    if unknown:
+        raise DplError(f"no chapter {', '.join(unknown)} in this run's book; its chapters: {', '.join(planned)}")
     todo = {}
     for name, (source, extra, title) in planned.items():
+        if only is not None and name not in only:
+            continue
         key = _digest(table_bytes, manifest_bytes, library_bytes, (analysis / source).read_bytes(),
                       json.dumps([extra, title], sort_keys=True).encode())
         out = book_dir / "chapters" / f"{name}.ipynb"
@@ -148,14 +157,24 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
                 continue
         todo[name] = (analysis / source, {"results_dir": str(results_dir), "table_path": str(table_path), **extra},
                       title, key)
+    failed = threading.Event()
+
+    def execute(name: str, job: tuple) -> None:
+        if failed.is_set():  # after a failure no chapter starts (a free worker would take the next at once)
+            return
+        try:
+            _execute_chapter(name, *job, results_dir, book_dir, progress and workers <= 1)
+        except BaseException:
+            failed.set()
+            raise
+
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = [pool.submit(_execute_chapter, name, *job, results_dir, book_dir, progress and workers <= 1)
-                   for name, job in todo.items()]
+        futures = [pool.submit(execute, name, job) for name, job in todo.items()]
         try:
             for future in futures:
                 future.result()  # the first failure, in the book's order
         except BaseException:
-            pool.shutdown(cancel_futures=True)  # chapters not yet started are not started
+            failed.set()  # interrupted here (Ctrl-C): no chapter starts either
             raise
     write_toc(book_dir, list(planned))
     return list(todo)

@@ -32,7 +32,7 @@ TABLE_SCHEMA_VERSION = 1
 # What identifies a cell: everything that can change its numbers (not where it runs or writes).
 ID_KEYS = ("benchmark", "network", "points", "weights", "dataset", "budget", "batch_size", "seed", "overrides")
 # The dpllib sources that compute a cell's numbers; their digest is each record's code_version.
-NUMERIC_SOURCES = ("config.py", "loss.py", "features.py", "networks.py", "weights.py", "metrics.py",
+NUMERIC_SOURCES = ("config.py", "loss.py", "features.py", "catalog.py", "networks.py", "weights.py", "metrics.py",
                    "datasets", "trainers")
 
 
@@ -240,13 +240,19 @@ def cell_examples(results_dir: str | os.PathLike, recs: list[dict]) -> list[tupl
 @dataclass
 class Run:
     """A run as the book's chapters read it: the table of the preset's cells, the preset, the
-    records, the references and the examples."""
+    records, the references and (read on first use) the examples."""
 
     table: pd.DataFrame
     preset: dict
     records: list[dict]
     references: pd.DataFrame
-    examples: list[tuple[dict, dict]]
+    results_dir: Path
+
+    @functools.cached_property
+    def examples(self) -> list[tuple[dict, dict]]:
+        """(config, examples) of the records that wrote examples (:func:`cell_examples`), read when
+        first asked for: a chapter that shows none loads no tensors (and no torch)."""
+        return cell_examples(self.results_dir, self.records)
 
     def first_datasets(self) -> dict[str, str]:
         """{benchmark: its first data set this run has}, in the benchmark's own order of data
@@ -266,8 +272,7 @@ class Run:
         table = self.table[[keep(b, d) for b, d in zip(self.table["benchmark"], self.table["dataset"])]]
         refs = self.references[[keep(b, d) for b, d in zip(self.references["benchmark"], self.references["dataset"])]]
         records = [r for r in self.records if keep(r["config"]["benchmark"], r["config"]["dataset"])]
-        examples = [(c, e) for c, e in self.examples if keep(c["benchmark"], c["dataset"])]
-        return Run(table, self.preset, records, refs, examples)
+        return Run(table, self.preset, records, refs, self.results_dir)
 
 
 def yours(preset: dict) -> set[tuple[str, str]]:
@@ -294,7 +299,7 @@ def load_run(results_dir: str | os.PathLike, table_path: str | os.PathLike | Non
     preset, ids = read_manifest(results_dir)
     recs = records(results_dir, ids)
     frame = mark_yours(read_table(table_path) if table_path else table_of(recs), preset)
-    return Run(frame, preset, recs, references(recs), cell_examples(results_dir, recs))
+    return Run(frame, preset, recs, references(recs), Path(results_dir))
 
 
 # --------------------------------------------------------------------------- the table

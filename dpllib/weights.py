@@ -19,7 +19,8 @@ from torch import nn
 
 from .download import download
 from .errors import DplError, UnavailableError
-from .networks import LITE_NETWORKS, build, create_timm, imagenet_weights_enum, resolve
+from .catalog import LITE_NETWORKS
+from .networks import build, create_timm, imagenet_weights_enum, resolve
 
 Weights = str | os.PathLike | Mapping[str, torch.Tensor] | nn.Module
 # DenseNet checkpoints saved before torchvision 0.3 name layers "norm.1" where modules are "norm1"

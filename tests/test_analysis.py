@@ -230,7 +230,7 @@ def test_best_ranks_and_marks_follow_the_metric_direction(monkeypatch):
 
 
 def test_findings_of_a_paper_style_run_say_nothing_of_stand_ins():
-    from dpllib.networks import STUDY_POINTS
+    from dpllib.catalog import STUDY_POINTS
 
     table = pd.DataFrame([{"benchmark": "super_resolution", "network": n, "weights": "imagenet", "dataset": "coco",
                            "budget": "paper", "seed": s} for n in STUDY_POINTS for s in range(3)])

@@ -11,7 +11,7 @@ import pytest
 from dpllib import DplError, analysis, report, results
 from dpllib.benchmark import benchmarks
 from dpllib.narrative import short_name
-from dpllib.networks import STUDY_POINTS
+from dpllib.catalog import STUDY_POINTS
 from dpllib.results import read_manifest, write_manifest
 
 from .browser import check_book
@@ -132,6 +132,8 @@ def test_a_failing_chapter_fails_the_build(tmp_path, book_copy):
     write_manifest(broken, {}, list(read_manifest(broken)[1]))  # a preset the methods chapter cannot read
     with pytest.raises(DplError, match="chapter methods"):
         report.execute_chapters(broken, book_copy, force=True, progress=False)
+    started = sorted(p.name for p in (book_copy / "_build" / "executing").iterdir())
+    assert started == ["methods.ipynb"]  # the free worker took no further chapter after the failure
 
 
 @pytest.mark.slow
@@ -164,12 +166,16 @@ def test_chapters_of_a_paper_style_run_show_every_network_and_no_stand_in(tmp_pa
     offline stand-ins (the methods page's protocol table documents both budgets by design)."""
     run = fabricate_results(tmp_path / "paper", seeds=(0, 1, 2), networks=tuple(STUDY_POINTS), weights=("imagenet",),
                             budget="paper", datasets=STUDY_DATASET, name="paper-style")
-    report.execute_chapters(run, book_copy, force=True, progress=False, workers=2)
-    toc = (book_copy / "_toc.yml").read_text()
-    chapters = book_copy / "chapters"
     benchmark_chapters = [n for n in report.chapters(run) if n not in ("methods", "conventions", "choose")]
     assert benchmark_chapters == ["similarity", "super_resolution", "segmentation", "autoencoding_svhn",
                                   "autoencoding_stl10"]  # a benchmark on two data sets: a chapter each
+    with pytest.raises(DplError, match="no chapter denoising in this run's book; its chapters: methods, similarity"):
+        report.execute_chapters(run, book_copy, only=["denoising"])
+    executed = report.execute_chapters(run, book_copy, force=True, progress=False, workers=2,
+                                       only=[*benchmark_chapters, "conventions"])  # the chapters read here
+    assert executed == [*benchmark_chapters, "conventions"]
+    toc = (book_copy / "_toc.yml").read_text()
+    chapters = book_copy / "chapters"
     for bench in benchmark_chapters:
         assert f"chapters/{bench}" in toc
         figures = _chapter_text(chapters / f"{bench}.ipynb", kinds=("image/svg+xml",))

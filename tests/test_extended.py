@@ -5,7 +5,8 @@ of its cost, and a smoke cell per family with random weights."""
 import pytest
 
 from dpllib import grid
-from dpllib.networks import TIMM_NETWORKS, extraction_points, fixed_input_size, network_info
+from dpllib.catalog import TIMM_NETWORKS
+from dpllib.networks import extraction_points, fixed_input_size, network_info
 from dpllib.trainers import similarity
 
 

@@ -8,7 +8,7 @@ import torch
 
 import dpllib
 from dpllib import DplError, UnavailableError, extraction_points, load_network, network_info
-from dpllib.networks import STUDY_POINTS
+from dpllib.catalog import STUDY_POINTS
 
 from .conftest import SHARED
 
@@ -203,9 +203,10 @@ def test_a_networks_description_is_kept_and_read_back_unchanged(name, tmp_path, 
     monkeypatch.setattr(networks, "_measure_info", never)
     assert (networks.network_info(name), networks.extraction_points(name)) == measured
     monkeypatch.setattr(networks, "_measure_info", measure)
+    described_by = networks.DESCRIBED_BY
     monkeypatch.setattr(networks, "DESCRIBED_BY", ("networks.py",))  # other measuring code: another file
     assert networks.description_path(name) != path
-    monkeypatch.setattr(networks, "DESCRIBED_BY", ("networks.py", "features.py"))
+    monkeypatch.setattr(networks, "DESCRIBED_BY", described_by)
     path.write_text('{"info": {"name": ')  # damaged: measured again and rewritten
     networks._described.cache_clear()
     assert (networks.network_info(name), networks.extraction_points(name)) == measured
