@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .catalog import (FAMILIES, HALF, IMAGENET_MEAN, IMAGENET_STD, LITE_NETWORKS, LITE_POINTS, STUDY_POINTS,
                       TIMM_NETWORKS, TORCHVISION_KWARGS)
 from .errors import DplError, close_matches
+
+if TYPE_CHECKING:  # torch loads when a network is built or measured, not when one is looked up
+    import torch
+    from torch import nn
 
 # How a point's output is read as an N x C x h x w map: "map" as it is; "vector" (N x C, a pool or
 # a classifier) as C x 1 x 1; "tokens" (N x L x C, a transformer's) without its prefix tokens, the
@@ -134,9 +137,13 @@ def resolve(name: str) -> tuple[str, str]:
         pool = _torchvision_names() if prefix in ("torchvision", "tv") else _timm_names()
         raise DplError(f"unknown {prefix} network {arch!r}; close matches: "
                        f"{close_matches(arch, pool)}. See dpllib.list_networks(include_all=True).")
-    if name in STUDY_POINTS or name in _torchvision_names():
+    if name in STUDY_POINTS:  # the catalogue's names first: no torchvision or timm import to look them up
         return "torchvision", name
-    if name in LITE_NETWORKS or name in _timm_names():
+    if name in LITE_NETWORKS:
+        return "timm", name
+    if name in _torchvision_names():
+        return "torchvision", name
+    if name in _timm_names():
         return "timm", name
     pool = list(STUDY_POINTS) + list(LITE_NETWORKS) + sorted(_torchvision_names()) + sorted(_timm_names())
     raise DplError(f"unknown network {name!r}; close matches: {close_matches(name, pool)}. "
@@ -148,6 +155,8 @@ def structure(name: str) -> nn.Module:
     """The network's architecture on the meta device (no memory, no weights), in eval mode. A
     builder that computes its layout with tensors (torchvision's RegNets) is built on the CPU
     and moved."""
+    import torch
+
     try:
         with torch.device("meta"):
             return build(name).eval()
@@ -186,6 +195,7 @@ def takes_any_size(arch: str) -> bool:
     pass traces (torch.fx; DeiT's distilled one and Swin's do not: they take their native size
     only, :func:`fixed_input_size`)."""
     import timm
+    import torch
 
     from .features import tracer_module
 
@@ -207,7 +217,7 @@ def fixed_input_size(name: str) -> int | None:
     transformer that cannot be built for other sizes (Swin's attention windows, DeiT's
     distilled position embeddings)."""
     source, arch = resolve(name)
-    if source != "timm" or takes_any_size(arch) or network_info(name).kind != "transformer":
+    if source != "timm" or network_info(name).kind != "transformer" or takes_any_size(arch):
         return None
     return network_info(name).input_size
 
@@ -232,10 +242,12 @@ def network_info(name: str) -> NetworkInfo:
     return _described(name)[0]
 
 
-def _measure_info(name: str) -> NetworkInfo:
-    """:func:`network_info` from the model itself (built on the meta device)."""
+def _measure_info(name: str, model: nn.Module, outputs: Callable[[int], list[_Output]]) -> NetworkInfo:
+    """:func:`network_info` from the model itself (:func:`structure`; ``outputs(size)``: its
+    :func:`_module_outputs` at ``size`` px)."""
+    from torch import nn
+
     source, arch = resolve(name)
-    model = structure(name)
     params = sum(p.numel() for p in model.parameters())
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     top1 = top5 = None
@@ -263,7 +275,7 @@ def _measure_info(name: str) -> NetworkInfo:
             origin = f"PyPI package {LITE_NETWORKS[name]['package'].replace('_', '-')}"
     gmacs = _gmacs(model, size)
     points = STUDY_POINTS.get(name) or (LITE_POINTS if name in LITE_NETWORKS else ()) \
-        or quarter_depth_points(_module_outputs(model, size))
+        or quarter_depth_points(outputs(size))
     return NetworkInfo(name=name, source=source, architecture=arch, family=family, top1=top1,
                        top5=top5, params=params, gmacs=gmacs, has_batchnorm=has_bn, mean=mean,
                        std=std, input_size=size, study_points=points, weights_origin=origin, training=training,
@@ -271,6 +283,7 @@ def _measure_info(name: str) -> NetworkInfo:
 
 
 def _gmacs(model: nn.Module, size: int) -> float:
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"), FlopCounterMode(display=False) as counter:
@@ -284,6 +297,8 @@ def _gmacs(model: nn.Module, size: int) -> float:
 def _aliases(name: str, model: nn.Module) -> dict[str, str]:
     """Readable names for well-known layouts: VGG relu3_3, AlexNet relu5, SqueezeNet fire5,
     EfficientNet stem/stage4; everything else keeps its module name."""
+    from torch import nn
+
     arch = resolve(name)[1]
     aliases: dict[str, str] = {}
     if arch.startswith("vgg") or arch == "alexnet":
@@ -348,6 +363,8 @@ def _patch_grid(model: nn.Module) -> tuple[int, int] | None:
 
 def _read(model: nn.Module, module: nn.Module, out: torch.Tensor | None, patches: tuple[int, int] | None):
     """(layout, prefix tokens, grid) of one module's output (see :data:`LAYOUTS`)."""
+    from torch import nn
+
     if out is None:
         return None, 0, None
     if out.dim() == 2:
@@ -366,6 +383,9 @@ def _module_outputs(model: nn.Module, size: int) -> list[_Output]:
     """Every module's output, in the order they finish, from one forward pass of ``size`` x
     ``size`` px on the meta device. Depth: the fraction of weight layers (conv + linear) computed
     by then; a reused module counts at its last call."""
+    import torch
+    from torch import nn
+
     names = {m: n for n, m in model.named_modules() if n}
     weight_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
     finished: dict[str, tuple[nn.Module, int, torch.Tensor | None]] = {}
@@ -436,13 +456,13 @@ def _trace(name: str) -> tuple[ExtractionPoint, ...]:
     return _described(name)[1]
 
 
-def _measure_points(name: str, info: NetworkInfo) -> tuple[ExtractionPoint, ...]:
-    """:func:`_trace` from one forward pass on the meta device (no compute, no weights)."""
-    model = structure(name)
+def _measure_points(name: str, info: NetworkInfo, model: nn.Module, outputs: list[_Output]) -> tuple[ExtractionPoint, ...]:
+    """:func:`_trace` from the model's module ``outputs`` at its input size (one forward pass on
+    the meta device: no compute, no weights)."""
     aliases = _aliases(name, model)
     study = {m: i + 1 for i, m in enumerate(info.study_points)}
     points = []
-    for o in _module_outputs(model, info.input_size):
+    for o in outputs:
         channels = reduction = None
         if o.layout is not None:  # a vector counts as C x 1 x 1
             channels = int(o.tensor.shape[-1] if o.layout in ("tokens", "channels_last") else o.tensor.shape[1])
@@ -503,8 +523,10 @@ def _described(name: str) -> tuple[NetworkInfo, tuple[ExtractionPoint, ...]]:
         return info, tuple(ExtractionPoint(**p) for p in data["points"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    info = _measure_info(name)
-    points = _measure_points(name, info)
+    model = structure(name)  # built once, its forward pass at one size run once
+    outputs = functools.cache(lambda size: _module_outputs(model, size))
+    info = _measure_info(name, model, outputs)
+    points = _measure_points(name, info, model, outputs(info.input_size))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps({"info": dataclasses.asdict(info), "points": [dataclasses.asdict(p) for p in points]}))
@@ -568,6 +590,8 @@ def resolve_point(network: str, point: str | ExtractionPoint) -> ExtractionPoint
 def feature_shapes(network: str, modules: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
     """The output shape of each point for one image at the network's native input size
     (computed on the meta device: no weights, no compute)."""
+    import torch
+
     from .features import tracer_module
 
     size = network_info(network).input_size
