@@ -2,15 +2,19 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import dpllib
 from dpllib import DplError, UnavailableError, extraction_points, load_network, network_info
-from dpllib.catalog import STUDY_POINTS
+from dpllib.catalog import LITE_NETWORKS, STUDY_POINTS
 
 from .conftest import SHARED
+
+CATALOGUED = {*STUDY_POINTS, *LITE_NETWORKS}
 
 
 def test_study_points_match_the_papers_table():
@@ -194,6 +198,12 @@ def test_a_networks_description_is_kept_and_read_back_unchanged(name, tmp_path, 
     measured = networks.network_info(name), networks.extraction_points(name)
     path = networks.description_path(name)
     assert path.is_file() and path.parent == tmp_path / "networks"
+    if name in CATALOGUED:  # a new process looks a catalogued network up from the description alone: no torch
+        code = (f"import sys; from dpllib import networks as n; p = n.extraction_points({name!r}, study_only=True)[1]; "
+                f"n.resolve_point({name!r}, p.alias); n.network_info({name!r}); n.fixed_input_size({name!r}); "
+                "print(sorted({'torch', 'torchvision', 'timm'} & set(sys.modules)))")
+        looked_up = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert looked_up.stdout.strip() == "[]", looked_up.stdout + looked_up.stderr
     networks._described.cache_clear()  # as a new process
     measure = networks._measure_info
 
