@@ -184,11 +184,12 @@ def built_book(tmp_path_factory, shared_data):
     and browser check:
 
     1. a fabricated run of the four study use cases (tests/fabricate.py: made-up numbers in the
-       real record format);
+       real record format, and its point costs);
     2. a fifth use case registered as a plugin (tests/toy_denoising.py) added to its preset and
        run for real through the grid (papermill kernels find the plugin);
     3. `dpl evaluate` of a network outside the preset (a torchvision MobileNet from a weights
-       file, real smoke-budget super-resolution cells, the run's point costs measured);
+       file at two points, real smoke-budget super-resolution cells, the costs of its points
+       measured beside the run's);
     4. `dpl book --no-run --workers 2` (chapters executed two at a time, the HTML built);
     5. every page opened in headless Chromium (tests/browser.py).
     """
@@ -197,7 +198,7 @@ def built_book(tmp_path_factory, shared_data):
     from dpllib import grid
 
     from .browser import check_book
-    from .fabricate import fabricate_results
+    from .fabricate import fabricate_point_costs, fabricate_results
 
     base = tmp_path_factory.mktemp("built-book")
     with pytest.MonkeyPatch.context() as mp:
@@ -205,12 +206,13 @@ def built_book(tmp_path_factory, shared_data):
         mp.setenv("DPL_CACHE", str(session_cache(tmp_path_factory)))
         use_benchmark_modules(mp, TOY)
         run = fabricate_results(base / "results")
+        fabricated_costs = fabricate_point_costs(run)  # dpl evaluate measures only the points it lacks
         _add_toy_benchmark(run)
         toy_outcome = grid.run(grid.load_preset(str(run / "preset.yaml")), run, workers=2, progress=False)
         weights = base / "mine.pth"
         torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
-        evaluated = dpl("evaluate", "mobilenet_v3_small", "--weights", str(weights), "--preset", str(run / "preset.yaml"),
-                        "--results", str(run), "--benchmarks", "super_resolution")
+        evaluated = dpl("evaluate", "mobilenet_v3_small", "--weights", str(weights), "--points", "features.3", "features.9",
+                        "--preset", str(run / "preset.yaml"), "--results", str(run), "--benchmarks", "super_resolution")
         book = base / "book"
         shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "_screenshots"))
         built = dpl("book", "--preset", str(run / "preset.yaml"), "--results", str(run), "--book-dir", str(book),
@@ -219,4 +221,4 @@ def built_book(tmp_path_factory, shared_data):
         shots = REPO / "book" / "_screenshots" / "fabricated"
         reports = check_book(html, shots) if built.returncode == 0 else []
     return SimpleNamespace(run=run, book=book, html=html, shots=shots, toy_outcome=toy_outcome, evaluated=evaluated,
-                           built=built, reports=reports)
+                           fabricated_costs=fabricated_costs, built=built, reports=reports)

@@ -3,6 +3,7 @@ made-up numbers with a known structure, never shown as results."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import torch
 import yaml
 
 from dpllib.config import preset_datasets
+from dpllib.costs import RUN_COSTS, costs_json, device_label
 from dpllib.networks import extraction_points
-from dpllib.results import SCHEMA_VERSION, cell_id, code_version, write_manifest, write_record
+from dpllib.results import SCHEMA_VERSION, cell_id, code_version, environment, write_manifest, write_record
 
 SPLITS = {"similarity": ["luminance", "contrast", "mean"], "super_resolution": ["set5"],
           "segmentation": ["test", "test_relaxed"], "autoencoding": ["[]", "[32]", "mean"]}
@@ -85,3 +87,16 @@ def fabricate_results(folder: Path, seeds=(0, 1), networks=tuple(NETWORKS), weig
     (folder / "preset.yaml").write_text(yaml.safe_dump(preset))
     write_manifest(folder, {**preset, "overrides": {}}, ids)
     return folder
+
+
+def fabricate_point_costs(folder: Path, networks=tuple(NETWORKS)) -> dict:
+    """The run's point costs (``point_costs.json``, as ``dpl evaluate`` writes it) on this
+    machine's CPU, with made-up figures rising with depth, for the study points of ``networks``:
+    ``dpl evaluate`` then measures only the points it lacks. Returns what was written."""
+    name, kind = device_label(environment(), "cpu")
+    rows = [{"network": n, "point": p.module, "ms_per_image": 2.0 * (i + 1), "memory_mb": 5.0 * (i + 1),
+             "gmacs": 0.1 * (i + 1), "params": 1000 * (i + 1)}
+            for n in networks for i, p in enumerate(extraction_points(n, study_only=True))]
+    data = costs_json(rows, name, kind, size=224, batch=4, repeats=5, torch_version=torch.__version__, commit="fabricated")
+    (folder / RUN_COSTS).write_text(json.dumps(data, indent=1))
+    return data

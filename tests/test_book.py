@@ -37,7 +37,11 @@ def test_book_builds_and_renders_in_chromium(built_book, monkeypatch, tmp_path):
     test: pytest-xdist 3.8's groups do not hold under pytest 9, and the build is per process)."""
     evaluated, built, html, reports = built_book.evaluated, built_book.built, built_book.html, built_book.reports
     assert evaluated.returncode == 0, evaluated.stdout[-3000:] + evaluated.stderr[-3000:]
-    assert "ok: 2" in evaluated.stdout and (built_book.run / "point_costs.json").is_file()
+    assert "ok: 2" in evaluated.stdout
+    costs = json.loads((built_book.run / "point_costs.json").read_text())["costs"]
+    assert {k: v for k, v in costs.items() if not k.startswith("mobilenet")} == built_book.fabricated_costs["costs"]
+    assert {k for k in costs if k.startswith("mobilenet")} == {"mobilenet_v3_small/features.3", "mobilenet_v3_small/features.9"}
+    assert all(costs[f"mobilenet_v3_small/features.{i}"]["ms_per_image"] > 0 for i in (3, 9))  # measured, the rest kept
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     assert f"book: {html / 'index.html'}" in built.stdout
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}

@@ -10,19 +10,15 @@ from dpllib.loss import LPIPS_NET
 lpips = pytest.importorskip("lpips")
 
 
-def _lpips_pair(net: str, lin: bool):
-    """The reference LPIPS with a random backbone, and dpllib's LPIPS with the same backbone."""
-    ref = lpips.LPIPS(net=net, pnet_rand=True, lpips=lin, verbose=False).eval()
-    # lpips keeps torchvision's module indices inside its slices: net.sliceK.<idx>.<param>
-    state = {"features." + k.split(".", 1)[1]: v for k, v in ref.net.state_dict().items()}
-    ours = PerceptualLoss.lpips(net, lin=lin, weights=state, reduction="none")
-    return ref, ours
-
-
 @pytest.mark.parametrize("lin", [False, True])
 @pytest.mark.parametrize("net", list(LPIPS_NET))
 def test_equals_the_lpips_package(net, lin, photos):
-    ref, ours = _lpips_pair(net, lin)
+    """The reference LPIPS with a random backbone, and dpllib's LPIPS with that backbone loaded
+    from its state dict (one loaded network shared by the [-1, 1] and the [0, 1] loss)."""
+    ref = lpips.LPIPS(net=net, pnet_rand=True, lpips=lin, verbose=False).eval()
+    # lpips keeps torchvision's module indices inside its slices: net.sliceK.<idx>.<param>
+    backbone = load_network(LPIPS_NET[net], {"features." + k.split(".", 1)[1]: v for k, v in ref.net.state_dict().items()})
+    ours = PerceptualLoss.lpips(net, lin=lin, weights=backbone, reduction="none")
     x, y = torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 3, 64, 64) * 2 - 1
     real = torch.cat([photos["chelsea"], photos["coffee"]]) * 2 - 1
     other = torch.cat([photos["china"], photos["chelsea"].flip(-1)]) * 2 - 1
@@ -33,9 +29,7 @@ def test_equals_the_lpips_package(net, lin, photos):
             assert torch.allclose(got, expected, atol=1e-5, rtol=0), (got, expected)
             assert (got > 0).all()
     # the same on [0, 1] inputs with lpips' normalize=True
-    ours01 = PerceptualLoss.lpips(net, lin=lin, weights={"features." + k.split(".", 1)[1]: v
-                                  for k, v in ref.net.state_dict().items()},
-                                  input_range=(0, 1), reduction="none")
+    ours01 = PerceptualLoss.lpips(net, lin=lin, weights=backbone, input_range=(0, 1), reduction="none")
     with torch.no_grad():
         assert torch.allclose(ours01(real * 0.5 + 0.5, other * 0.5 + 0.5),
                               ref(real * 0.5 + 0.5, other * 0.5 + 0.5, normalize=True).flatten(), atol=1e-5)
@@ -144,7 +138,7 @@ def test_module_wraps_the_functional_core():
 def test_normalization_folding(normalization, input_range):
     """(x - shift) / scale equals converting the range first and normalising after."""
     from dpllib.loss import LPIPS_SCALE, LPIPS_SHIFT
-    from dpllib.networks import IMAGENET_MEAN, IMAGENET_STD
+    from dpllib.catalog import IMAGENET_MEAN, IMAGENET_STD
 
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     shift, scale = normalization_constants(normalization, mean, std, input_range)
