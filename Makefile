@@ -18,9 +18,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# --no-compile: Python compiles the modules it imports on first use instead of all of them now
-	# (pip spends over a minute compiling torch and the rest; measured in the README's Tests section)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test,book]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,book]'
 	touch $(STAMP)
 
 test: $(STAMP) browser
