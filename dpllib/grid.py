@@ -149,11 +149,14 @@ def entry_points(entry: dict) -> list[str]:
 
 
 def points_by_network(entries: list[dict]) -> dict[str, list[str]]:
-    """{network: every point its entries run at}, in the entries' order (weights aside: the
-    cost of a point does not depend on them)."""
+    """{network: the module of every point its entries run at}, in the entries' order (an alias
+    and its module are one point; weights aside: the cost of a point does not depend on them)."""
+    from .networks import resolve_point
+
     out: dict[str, list[str]] = {}
     for e in entries:
-        out[e["network"]] = list(dict.fromkeys(out.get(e["network"], []) + entry_points(e)))
+        modules = [resolve_point(e["network"], p).module for p in entry_points(e)]
+        out[e["network"]] = list(dict.fromkeys(out.get(e["network"], []) + modules))
     return out
 
 

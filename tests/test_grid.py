@@ -85,6 +85,13 @@ def test_an_unknown_preset_lists_the_shipped_presets_only():
         grid.preset_path("ofline")
 
 
+def test_points_by_network_counts_an_alias_and_its_module_once():
+    entries = [{"network": "efficientnet_lite0", "points": ["stem", "stage1"]}, {"network": "efficientnet_lite0"},
+               {"network": "alexnet", "points": ["relu2"]}]
+    assert grid.points_by_network(entries) == {"efficientnet_lite0": ["bn1", "blocks.0", "blocks.3", "blocks.6"],
+                                               "alexnet": ["features.4"]}
+
+
 def test_shipped_presets_expand():
     offline = grid.cells(grid.load_preset("offline"))
     # Lite0 (imagenet, random), Lite1, Lite2 and the baseline, 4 benchmarks, 2 seeds
