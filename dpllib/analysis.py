@@ -70,17 +70,24 @@ def seed_summary(score_frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFram
     """Mean over seeds with a t-interval (NaN bounds with one seed) per loss network; a score that
     is not a finite number is no seed (:func:`exclusions` names it), and a loss network without
     any is left out."""
+    columns = KEYS + ["score", "n_seeds", "ci_low", "ci_high", "seeds"]
+    marked = _marked(score_frame)
+    values = marked["score"].to_numpy(float)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return pd.DataFrame(columns=columns)
+    grouped = marked[finite].groupby(KEYS, dropna=False)
+    ids = grouped.ngroup().to_numpy()
+    order = np.argsort(ids, kind="stable")  # each loss network's seeds together, in the table's order
+    seeds = np.split(values[finite][order], np.flatnonzero(np.diff(ids[order])) + 1)
+    t = {n: stats.t.ppf(0.5 + level / 2, n - 1) for n in {len(v) for v in seeds} if n > 1}
     rows = []
-    for key, g in _marked(score_frame).groupby(KEYS, dropna=False):
-        v = g["score"].to_numpy(float)
-        v = v[np.isfinite(v)]
-        if not len(v):
-            continue
+    for key, v in zip(grouped.size().index, seeds):
         mean = float(v.mean())
-        half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
+        half = t[len(v)] * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
         rows.append({**dict(zip(KEYS, key)), "score": mean, "n_seeds": len(v), "ci_low": mean - half,
                      "ci_high": mean + half, "seeds": ", ".join(f"{x:.3g}" for x in v)})
-    return pd.DataFrame(rows, columns=KEYS + ["score", "n_seeds", "ci_low", "ci_high", "seeds"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def direction(benchmark: str) -> int:

@@ -124,6 +124,27 @@ def test_mixed_model_has_benchmark_specific_depth_slopes():
     assert "no cluster-robust errors" in note
 
 
+def test_seed_summary_equals_one_loss_network_at_a_time():
+    """The grouped computation gives exactly what one loss network at a time gives: its finite
+    seeds in the table's order, their mean and t-interval; no finite seed, no row."""
+    frame = _scores(4, seeds=(0, 1, 2), noise=0.1, weights=("imagenet", "random")).sample(frac=1, random_state=1)
+    frame.loc[frame.index[:5], "score"] = [np.nan, np.inf, np.nan, -np.inf, np.nan]
+    frame.loc[frame["network"] == "net3", "top1"] = np.nan  # a key that is missing is a key
+    frame.loc[(frame["network"] == "net0") & (frame["point"] == "p1"), "score"] = np.nan
+    rows = []
+    for key, g in frame.assign(yours=False).groupby(analysis.KEYS, dropna=False):
+        v = g["score"].to_numpy(float)
+        v = v[np.isfinite(v)]
+        if len(v):
+            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
+            rows.append({**dict(zip(analysis.KEYS, key)), "score": float(v.mean()), "n_seeds": len(v),
+                         "ci_low": v.mean() - half, "ci_high": v.mean() + half, "seeds": ", ".join(f"{x:.3g}" for x in v)})
+    expected = pd.DataFrame(rows, columns=analysis.KEYS + ["score", "n_seeds", "ci_low", "ci_high", "seeds"])
+    got = analysis.seed_summary(frame)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert len(got) == 4 * 2 * 4 - 2 and (got["n_seeds"] < 3).any()  # net0 p1 has no finite seed in either weights
+
+
 def test_seed_agreement_and_noise():
     same = _scores(3, noise=0.0)
     assert analysis.seed_agreement(same).iloc[0][["spearman", "kendall_w"]].tolist() == pytest.approx([1.0, 1.0])
