@@ -145,11 +145,6 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
     assert grid.run(preset, out, progress=False) == {"skipped": 2, "skipped (failed)": 2}
 
 
-def test_parallel_workers(tmp_path):
-    preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0, 1, 2))))
-    assert grid.run(preset, tmp_path / "r", workers=2, progress=False) == {"ok": 3}
-
-
 def test_submitit_array_with_the_local_executor(tmp_path):
     preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0,))))
     jobs = grid.run_slurm(preset, tmp_path / "r", cluster="local", wait=True)
