@@ -49,13 +49,12 @@ def test_config_is_validated_at_the_edge():
 @pytest.mark.parametrize("benchmark", ["super_resolution", "autoencoding", "segmentation"])
 def test_lockstep_training_equals_sequential_training(benchmark):
     """All points in one fit (shared batches and target features) give exactly the numbers of
-    one fit per point, and running twice gives the same numbers again."""
+    one fit per point (two separate fits that agree exactly: a run is also repeatable)."""
     two = ["stem", "stage4"]
     together, _ = RUN[benchmark](cfg(benchmark, points=two, overrides={"lockstep": True}), progress=False)
     apart, _ = RUN[benchmark](cfg(benchmark, points=two, overrides={"lockstep": False}), progress=False)
-    again, _ = RUN[benchmark](cfg(benchmark, points=two, overrides={"lockstep": True}), progress=False)
     assert together["status"] == apart["status"] == "ok", together.get("traceback") or apart.get("traceback")
-    assert together["rows"] == apart["rows"] == again["rows"]
+    assert together["rows"] == apart["rows"]
     assert together["loss_curve"] == apart["loss_curve"]
 
 
