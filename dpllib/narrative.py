@@ -10,10 +10,10 @@ import pandas as pd
 
 from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
 from .benchmark import benchmarks, get_benchmark
+from .catalog import STUDY_POINTS
 from .config import BASELINE, CellConfig, entry_weights, preset_datasets
 from .errors import DplError
 from .names import YOURS_MARK, short_name, shown_names, shown_weights
-from .catalog import STUDY_POINTS
 
 
 def data_label(benchmark: str, dataset: str) -> str:

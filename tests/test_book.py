@@ -10,8 +10,8 @@ import pytest
 
 from dpllib import DplError, analysis, report, results
 from dpllib.benchmark import benchmarks
-from dpllib.narrative import short_name
 from dpllib.catalog import STUDY_POINTS
+from dpllib.narrative import short_name
 from dpllib.results import read_manifest, write_manifest
 
 from .browser import check_book

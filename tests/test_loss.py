@@ -139,8 +139,8 @@ def test_module_wraps_the_functional_core():
                                                         ("lpips", (0.0, 1.0)), ("lpips", (-1.0, 1.0))])
 def test_normalization_folding(normalization, input_range):
     """(x - shift) / scale equals converting the range first and normalising after."""
-    from dpllib.loss import LPIPS_SCALE, LPIPS_SHIFT
     from dpllib.catalog import IMAGENET_MEAN, IMAGENET_STD
+    from dpllib.loss import LPIPS_SCALE, LPIPS_SHIFT
 
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     shift, scale = normalization_constants(normalization, mean, std, input_range)
