@@ -1,6 +1,6 @@
 # make book : .venv, the offline preset (resumable), the analysis notebooks, the book (HTML)
 # make test : create .venv when missing (a no-op when up to date), install, run every test (CI runs this)
-# make test-fast : the inner loop while developing: the tests not marked slow (no end-to-end runs, no book)
+# make test-fast : the inner loop while developing: the tests not marked slow (no end-to-end runs, no book, no kernels, no simulations)
 # make lab  : JupyterLab with the project's kernel
 # make bench-loss / bench-data / bench-steps / bench-points: the speed benchmarks quoted in the issue notes
 SHELL := /bin/bash

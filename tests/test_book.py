@@ -130,6 +130,7 @@ def test_the_browser_check_finds_an_empty_chart(tmp_path):
     assert report.charts == 2 and len(report.empty_charts) == 1 and report.empty_charts[0].endswith("empty.svg")
 
 
+@pytest.mark.slow
 def test_a_failing_chapter_fails_the_build(tmp_path, book_copy):
     broken = tmp_path / "results"
     fabricate_results(broken, seeds=(0,))

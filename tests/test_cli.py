@@ -30,6 +30,7 @@ def test_every_subcommand_has_help(command):
     assert out.returncode == 0 and out.stdout.startswith(f"usage: dpl {command}"), out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_networks_lists_a_networks_points():
     out = dpl("networks", "vgg16")
     assert out.returncode == 0, out.stderr
@@ -38,12 +39,14 @@ def test_networks_lists_a_networks_points():
     assert vit.returncode == 0 and "blocks.11" in vit.stdout and "tokens (+5 prefix)" in vit.stdout, vit.stderr
 
 
+@pytest.mark.slow
 def test_run_dry_run_estimates_the_paper_preset():
     out = dpl("run", "paper", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert "225 cells" in out.stdout and "super_resolution" in out.stdout  # autoencoding on SVHN and STL-10 and "total hours" in out.stdout
 
 
+@pytest.mark.slow
 def test_bench_step_cost_feeds_the_dry_run(tmp_path, data_env):
     """`dpl bench step_cost` measures (here: the baseline's autoencoding step on the CPU) and its
     file turns into hours in the dry-run."""

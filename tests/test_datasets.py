@@ -250,6 +250,7 @@ def test_severity_2afc_is_deterministic_and_correct_by_construction(tmp_path, sh
         assert torch.equal((d1 < d0).float(), t["judge"])
 
 
+@pytest.mark.slow
 def test_equal_mse_2afc_defeats_pixel_distance(tmp_path, shared_data):
     """Both distortions of a triplet have the same pixel MSE (within 0.6%), the larger on each
     side for half of the triplets, so pixel L2 scores exactly 0.5; the set is deterministic."""
@@ -271,6 +272,7 @@ def test_equal_mse_2afc_defeats_pixel_distance(tmp_path, shared_data):
     assert scores == [0.5, 0.5, 0.5]  # the larger MSE falls on each side for half of every grade
 
 
+@pytest.mark.slow
 def test_equal_mse_2afc_is_graded_for_imagenet_features(tmp_path, shared_data):
     """The grades make the set neither saturated nor impossible: ImageNet features (Lite0's
     blocks.3, uncalibrated LPIPS-style distance) find the closer image less often as the

@@ -9,6 +9,8 @@ from dpllib.catalog import TIMM_NETWORKS
 from dpllib.networks import extraction_points, fixed_input_size, network_info
 from dpllib.trainers import similarity
 
+pytestmark = pytest.mark.slow  # 19 networks described, 5 smoke cells: make test-fast leaves them out
+
 
 @pytest.fixture(scope="module")
 def extended():

@@ -109,6 +109,7 @@ def test_shipped_presets_expand():
     assert "super_resolution" in text and "200000" in text
 
 
+@pytest.mark.slow
 def test_run_resume_and_status(tmp_path):
     lite = {"network": "efficientnet_lite0", "weights": ["imagenet"], "points": ["stage1"]}
     preset = grid.load_preset(str(instant_preset(tmp_path, networks=[lite])))
@@ -132,6 +133,7 @@ def test_run_resume_and_status(tmp_path):
     assert len(results.read_table(path)) == len(frame)
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
     preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0, 1, 2, 3), fail="told to fail", only=[1, 3])))
     out = tmp_path / "results"
@@ -145,6 +147,7 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
     assert grid.run(preset, out, progress=False) == {"skipped": 2, "skipped (failed)": 2}
 
 
+@pytest.mark.slow
 def test_submitit_array_with_the_local_executor(tmp_path):
     preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0,))))
     jobs = grid.run_slurm(preset, tmp_path / "r", cluster="local", wait=True)
@@ -152,6 +155,7 @@ def test_submitit_array_with_the_local_executor(tmp_path):
     assert [s.state for s in grid.status(preset, tmp_path / "r")] == ["done"]
 
 
+@pytest.mark.slow
 def test_killing_a_run_never_leaves_a_half_record(tmp_path):
     preset_file = instant_preset(tmp_path, seeds=(0, 1, 2, 3), seconds=2.0)
     out = tmp_path / "results"
@@ -197,6 +201,7 @@ def _kernels_of(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_a_dead_kernel_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
     """SIGKILL of a cell's kernel (as the out-of-memory killer does): a failed record naming the
     signal within seconds, the next cell runs, and `dpl run` exits non-zero."""
@@ -223,6 +228,7 @@ def test_a_dead_kernel_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
     assert states == ["done", "failed"]
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_folder_run_each_cell_once(tmp_path):
     preset_file = instant_preset(tmp_path, seeds=(0, 1, 2, 3), seconds=0.5)
     out = tmp_path / "results"

@@ -12,6 +12,7 @@ lpips = pytest.importorskip("lpips")
 
 @pytest.mark.parametrize(("net", "lin"), [(net, lin) for net in LPIPS_NET for lin in (False, True)
                                           if lin or net != "vgg"])
+@pytest.mark.slow
 def test_equals_the_lpips_package(net, lin, photos):
     """The reference LPIPS with a random backbone, and dpllib's LPIPS with that backbone loaded
     from its state dict (one loaded network shared by the [-1, 1] and the [0, 1] loss). Without
@@ -46,6 +47,7 @@ def test_spatial_map_equals_lpips_spatial(photos):
         assert torch.allclose(ours(a, b), ref(a, b), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mse_is_the_feature_mse():
     loss = PerceptualLoss("vgg11", "relu2_1", weights="random", normalization="none")
     x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)

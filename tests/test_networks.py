@@ -98,6 +98,7 @@ def test_weights_from_files(tmp_path):
                        net.features[3].squeeze.weight)
 
 
+@pytest.mark.slow
 def test_weights_file_for_another_architecture(tmp_path):
     torch.save(load_network("alexnet", "random").state_dict(), tmp_path / "alex.pth")
     with pytest.raises(DplError, match="do not fit vgg11.*another architecture"):

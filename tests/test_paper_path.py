@@ -151,6 +151,7 @@ def _severity(cache: str) -> str:
     return str(make_severity_2afc(photos, n_per_distortion=3, seed=5))
 
 
+@pytest.mark.slow
 def test_many_processes_fetch_one_data_set_once(http_server, tmp_path):
     server, base = http_server
     archive = tmp_path / "toy.tar.gz"
@@ -170,6 +171,7 @@ def test_many_processes_fetch_one_data_set_once(http_server, tmp_path):
     assert not list(root.glob(".toy-*"))  # no staging folder left
 
 
+@pytest.mark.slow
 def test_many_processes_generate_one_set_once(data_env, tmp_path):
     cache = str(tmp_path / "cache")
     with multiprocessing.get_context("spawn").Pool(3) as pool:
@@ -202,6 +204,7 @@ def test_stale_and_foreign_records(instant, tmp_path):
     assert set(results.table(out)["seed"]) == {0, 7}
 
 
+@pytest.mark.slow
 def test_retry_failed_reaches_slurm(instant, tmp_path):
     preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0,), fail="told to fail")))
     out = tmp_path / "r"
@@ -291,6 +294,7 @@ def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_one_slurm_task_runs_several_cells_on_its_gpu(instant, tmp_path):
     preset = grid.load_preset(str(instant_preset(tmp_path, seeds=(0, 1))))
     jobs = grid.run_slurm(preset, tmp_path / "r", cluster="local", cells_per_job=2, wait=True)

@@ -52,6 +52,7 @@ def test_identical_seeds_give_no_point_test(seeds):
     assert 0 < out["p_network"] < 1  # the network is tested against the points, which do vary
 
 
+@pytest.mark.slow
 def test_identical_seeds_do_not_make_the_network_test_liberal():
     rng = np.random.default_rng(1)
     p = [analysis.variance_components(fabricate(rng, point_sd=1, identical_seeds=True), n_boot=0).iloc[0]["p_network"]
@@ -62,6 +63,7 @@ def test_identical_seeds_do_not_make_the_network_test_liberal():
 # --------------------------------------------------------------------------- false positives
 
 
+@pytest.mark.slow
 def test_depth_slope_treats_the_point_as_the_unit():
     """Random point effects, no depth trend: ~5% false positives (was 25-38% with seeds as
     replicates)."""
@@ -78,6 +80,7 @@ def test_network_effect_is_tested_against_the_points():
     assert rate(x < 0.05 for x in p) <= 0.07
 
 
+@pytest.mark.slow
 def test_point_effect_is_tested_against_the_seeds():
     rng = np.random.default_rng(4)
     p = [analysis.variance_components(fabricate(rng, net_sd=1.0, seed_sd=0.3), n_boot=0).iloc[0]["p_point"]
@@ -93,6 +96,7 @@ def test_accuracy_correlation_is_exact_with_few_networks():
     assert rate(x < 0.05 for x in p) <= 0.07
 
 
+@pytest.mark.slow
 def test_pretraining_across_networks_has_no_excess_false_positives():
     rng = np.random.default_rng(6)
     p = [analysis.pretrained_vs_random(fabricate(rng, networks=5, weights=("imagenet", "random"),
@@ -100,6 +104,7 @@ def test_pretraining_across_networks_has_no_excess_false_positives():
     assert rate(x < 0.05 for x in p) <= 0.07
 
 
+@pytest.mark.slow
 def test_findings_make_no_claim_on_pure_noise():
     """Every question of one book on pure noise (6 networks, ImageNet and random weights, 3
     seeds; 200 books): at least one claim in <= 7% of them (was 18-22% without a correction)."""
@@ -116,6 +121,7 @@ def test_findings_make_no_claim_on_pure_noise():
 # --------------------------------------------------------------------------- coverage and recovery
 
 
+@pytest.mark.slow
 def test_intervals_over_five_networks_cover_the_truth():
     """t-intervals over networks: >= 92% coverage with 5 networks (percentile bootstraps over
     networks covered 84-86%)."""
@@ -128,6 +134,7 @@ def test_intervals_over_five_networks_cover_the_truth():
     assert rate(covered) >= 0.92
 
 
+@pytest.mark.slow
 def test_depth_intervals_over_five_networks_cover_the_share_of_networks():
     """The share of networks whose later points score better: an exact interval over 5
     networks covers the share in the population of networks (a t-interval of the mean
@@ -213,6 +220,7 @@ def test_missing_cells_and_nan_scores_are_named_and_left_out():
 
 
 @pytest.mark.parametrize("networks,points,seeds", [(4, 4, 2), (2, 4, 3), (2, 3, 2)])
+@pytest.mark.slow
 def test_the_ranking_gate_rarely_opens_on_pure_seed_noise(networks, points, seeds):
     """No true differences between loss networks (16, 8 or 6 of them; 2-3 seeds): a benchmark
     is ranked in at most ~5% of tables (the gate needs the critical value below 12 loss networks)."""
@@ -221,6 +229,7 @@ def test_the_ranking_gate_rarely_opens_on_pure_seed_noise(networks, points, seed
     assert rate(opened) <= 0.06
 
 
+@pytest.mark.slow
 def test_the_ranking_gate_opens_when_loss_networks_differ_beyond_the_seed_noise():
     rng = np.random.default_rng(11)
     opened = [analysis.seed_agreement(fabricate(rng, 4, 4, 2, net_sd=0.3, point_sd=0.3)).iloc[0]["ranks"]
@@ -261,6 +270,7 @@ def _fine_tuning_check_fails(rng, shift_sd: float, reps: int = 300) -> float:
     return fails / reps
 
 
+@pytest.mark.slow
 def test_the_fine_tuning_check_false_alarm_rate_and_power():
     """Without any change the check fails when a seed's z = (mean of 6 - warm start) / SD of
     the 6 falls below -2: z = sqrt(7/6) t(5), P = 0.062 per seed, 0.119 for the worse of two
@@ -283,6 +293,7 @@ def _training_table(rng, n_each: int, effect: float, bench: str = BENCH) -> tupl
     return pd.DataFrame(rows), trainings
 
 
+@pytest.mark.slow
 def test_training_comparison_holds_its_false_positive_rate():
     """No difference between the kinds of training: the permutation test over networks rejects
     at about its level (exact: every split of 6 + 6 networks)."""
@@ -291,6 +302,7 @@ def test_training_comparison_holds_its_false_positive_rate():
     assert 0.015 <= rate(rejected) <= 0.095  # 0.05 +- 3 standard errors of 200 tables
 
 
+@pytest.mark.slow
 def test_training_comparison_recovers_a_known_effect():
     """Self-supervised networks 2 SD better: the estimate is unbiased and the test finds it (a
     t-test's power is 0.92 for 6 + 6 units)."""

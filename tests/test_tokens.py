@@ -28,6 +28,7 @@ def test_prefix_tokens_are_dropped_and_patches_laid_on_their_grid():
 
 @pytest.mark.parametrize("network, point, index, layout, prefix", [
     (VIT, "blocks.5", 5, "tokens", 1), (DINOV2_REG, "blocks.3", 3, "tokens", 5), (SWIN, "layers.1", 1, "channels_last", 0)])
+@pytest.mark.slow
 def test_points_equal_timms_forward_intermediates(network, point, index, layout, prefix):
     """The reference: timm's own NCHW intermediates of the same block, same weights, same input."""
     loss = PerceptualLoss(network, point, weights="random", normalization="none")

@@ -47,6 +47,7 @@ def test_config_is_validated_at_the_edge():
 
 
 @pytest.mark.parametrize("benchmark", ["super_resolution", "autoencoding", "segmentation"])
+@pytest.mark.slow
 def test_lockstep_training_equals_sequential_training(benchmark):
     """All points in one fit (shared batches and target features) give exactly the numbers of
     one fit per point (two separate fits that agree exactly: a run is also repeatable)."""
@@ -84,12 +85,14 @@ def test_a_nan_loss_is_a_recorded_failure_not_a_number(monkeypatch, tmp_path):
     ("super_resolution", "googlenet", "inception3a"),
     ("autoencoding", "densenet121", "denseblock1"),
 ])
+@pytest.mark.slow
 def test_networks_without_features_attribute_work(benchmark, network, point):
     rec, _ = RUN[benchmark](cfg(benchmark, network=network, points=[point]), progress=False)
     assert rec["status"] == "ok", rec.get("traceback")
     assert rec["rows"]
 
 
+@pytest.mark.slow
 def test_baselines_run_and_record_their_references():
     for benchmark in ("super_resolution", "segmentation", "autoencoding", "similarity"):
         rec, _ = RUN[benchmark](cfg(benchmark, network="baseline", points=[]), progress=False)
@@ -171,6 +174,7 @@ def test_autoencoder_baseline_beats_chance_and_nears_pca():
     assert accuracy >= _reference(rec, "PCA-64 of the pixels", "probe_accuracy", "mean") - 0.05
 
 
+@pytest.mark.slow
 def test_imagenet_features_beat_pixel_distance_at_equal_mse():
     rec, _ = similarity.run(cfg("similarity", points=["stage4"], weights="imagenet", overrides={"synthetic_n": 40}),
                             progress=False)
