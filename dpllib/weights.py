@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from .catalog import LITE_NETWORKS
 from .download import download
 from .errors import DplError, UnavailableError
-from .catalog import LITE_NETWORKS
 from .networks import build, create_timm, imagenet_weights_enum, resolve
 
 Weights = str | os.PathLike | Mapping[str, torch.Tensor] | nn.Module

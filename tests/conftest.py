@@ -83,10 +83,9 @@ def _session_cache(tmp_path_factory):
 
 
 @pytest.fixture()
-def data_env(monkeypatch, shared_data, tmp_path_factory):
-    """DPL_DATA_ROOT at the shared (read-only) data, DPL_CACHE at the session's cache."""
+def data_env(monkeypatch, shared_data):
+    """DPL_DATA_ROOT at the shared (read-only) data (DPL_CACHE is the session's already)."""
     monkeypatch.setenv("DPL_DATA_ROOT", str(shared_data))
-    monkeypatch.setenv("DPL_CACHE", str(session_cache(tmp_path_factory)))
 
 
 def use_benchmark_modules(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
@@ -160,9 +159,11 @@ def http_server():
     server.server_close()
 
 
-def dpl(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """`dpl ARGS` in a subprocess (this environment), its output captured."""
-    return subprocess.run([sys.executable, "-m", "dpllib.cli", *args], capture_output=True, text=True, timeout=timeout)
+def dpl(*args: str, timeout: int = 900, **kwargs) -> subprocess.CompletedProcess:
+    """`dpl ARGS` in a subprocess (this interpreter; ``kwargs``: subprocess.run's, e.g. cwd and
+    env), its output captured."""
+    return subprocess.run([sys.executable, "-m", "dpllib.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          **kwargs)
 
 
 def _add_toy_benchmark(run: Path) -> None:
@@ -203,7 +204,6 @@ def built_book(tmp_path_factory, shared_data):
     base = tmp_path_factory.mktemp("built-book")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DPL_DATA_ROOT", str(shared_data))
-        mp.setenv("DPL_CACHE", str(session_cache(tmp_path_factory)))
         use_benchmark_modules(mp, TOY)
         run = fabricate_results(base / "results")
         fabricated_costs = fabricate_point_costs(run)  # dpl evaluate measures only the points it lacks

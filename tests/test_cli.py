@@ -11,12 +11,9 @@ import pytest
 
 from dpllib import grid
 
-DPL = [sys.executable, "-m", "dpllib.cli"]
+from .conftest import dpl
+
 SUBCOMMANDS = ("networks", "bench", "run", "status", "table", "recommend", "evaluate", "data", "book", "lab")
-
-
-def dpl(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*DPL, *args], capture_output=True, text=True, timeout=600, **kwargs)
 
 
 def test_the_console_script_lists_every_subcommand():

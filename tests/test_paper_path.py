@@ -20,10 +20,9 @@ import yaml
 from dpllib import PerceptualLoss, grid, load_network, results
 from dpllib.files import temporary_is_orphaned, temporary_path
 
-from .conftest import REPO
+from .conftest import REPO, dpl
 from .instant import instant_preset
 
-DPL = [sys.executable, "-m", "dpllib.cli"]
 
 
 # --------------------------------------------------------------------------- 1: other folders
@@ -54,17 +53,15 @@ def test_a_wheel_install_runs_a_preset_from_an_empty_folder_with_relative_paths(
     where = subprocess.run([sys.executable, "-c", "import dpllib.paths as p; print(p.__file__, p.source_checkout())"],
                            cwd=work, env=env, capture_output=True, text=True)
     assert where.stdout.split() == [str(site / "dpllib" / "paths.py"), "None"], where.stdout + where.stderr
-    run = subprocess.run([*DPL, "run", str(preset)], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    run = dpl("run", str(preset), cwd=work, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     [record] = (work / "res" / "instant" / "instant").glob("*.json")
     record = results.read_record(record)
     assert record["status"] == "ok" and "README.md" in record["data_root_entries"]  # ../data, not ../nowhere
     assert (work / "res" / "instant" / "instant" / f"{record['cell_id']}.ipynb").is_file()  # the shipped notebook ran
-    status = subprocess.run([*DPL, "status", str(preset)], cwd=tmp_path, env={**env, "DPL_RESULTS": str(work / "res")},
-                            capture_output=True, text=True, timeout=300)
+    status = dpl("status", str(preset), cwd=tmp_path, env={**env, "DPL_RESULTS": str(work / "res")})
     assert re.search(r"total\s+1\s+0\s+0\s+0", status.stdout), status.stdout + status.stderr
-    table = subprocess.run([*DPL, "table", str(preset), "--results", "res/instant"], cwd=work, env=env,
-                           capture_output=True, text=True, timeout=300)
+    table = dpl("table", str(preset), "--results", "res/instant", cwd=work, env=env)
     assert table.returncode == 0 and (work / "res" / "instant" / "table.parquet").is_file(), table.stderr
 
 
