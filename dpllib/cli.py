@@ -281,9 +281,6 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_lab)
     args = parser.parse_args(argv)
     from .errors import DplError, UnavailableError
-    from .imports import skip_unused_slow_imports
-
-    skip_unused_slow_imports()
 
     try:
         return args.func(args)

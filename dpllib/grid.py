@@ -31,7 +31,6 @@ from .benchmark import get_benchmark
 from .config import BASELINE, CellConfig, entry_weights, preset_datasets, training_steps
 from .errors import DplError
 from .files import atomic_write, claim, release, temporary_is_orphaned, temporary_path
-from .imports import KERNEL_STARTUP
 from .paths import resource, shipped_measurements
 from .results import cell_id, code_version, failed_record, read_record, record_path, write_manifest, write_record
 
@@ -280,10 +279,6 @@ class IsolatedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.transport = "ipc"
         self.ip = os.path.join(tempfile.mkdtemp(prefix="dpl-kernel-"), "ipc")
-
-    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:  # jupyter_client's hook
-        """The kernel's command, which first skips imports dpllib does not use (:mod:`dpllib.imports`)."""
-        return super().format_kernel_cmd([*(extra_arguments or []), f"--IPKernelApp.exec_lines={KERNEL_STARTUP}"])
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:  # jupyter_client's hook
         process = getattr(self.provisioner, "process", None)
