@@ -11,6 +11,7 @@ import torch
 import dpllib
 from dpllib import DplError, UnavailableError, extraction_points, load_network, network_info
 from dpllib.catalog import LITE_NETWORKS, STUDY_POINTS
+from dpllib.networks import catalogue_points, point_module
 
 from .conftest import SHARED
 
@@ -30,6 +31,9 @@ def test_study_points_match_the_papers_table():
         assert [p.study_index for p in points] == [1, 2, 3, 4]
         depths = [p.depth for p in points]
         assert depths == sorted(depths) and 0 < depths[0] and depths[-1] <= 1
+    for name in CATALOGUED:  # the catalogue's shortcut (no description) = the described network's points
+        assert catalogue_points(name) == network_info(name).study_points
+        assert [point_module(name, p.alias) for p in extraction_points(name, study_only=True)] == list(catalogue_points(name))
 
 
 def test_list_networks_has_study_and_lite():
