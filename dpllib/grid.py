@@ -598,14 +598,14 @@ def _expand_and_record(preset: dict, results_dir: Path) -> list[dict]:
 def networks_table(preset: dict) -> str:
     """The preset's loss networks as text: name, weights, ImageNet top-1, what the weights
     learned from, and the points each runs at."""
-    from .networks import network_info
+    from .networks import imagenet_accuracy
 
     lines = [f"{'network':48s} {'weights':10s} {'top1':>6s}  {'trained on':38s} points"]
     for entry in preset.get("networks") or []:
-        info = network_info(entry["network"])
-        top1 = f"{info.top1:.1f}" if info.top1 is not None else "-"
+        top1, _, training = imagenet_accuracy(entry["network"])
         lines.append(f"{entry['network']:48s} {','.join(entry_weights(entry))[:10]:10s} "
-                     f"{top1:>6s}  {info.training[:38]:38s} {', '.join(entry_points(entry))}"
+                     f"{f'{top1:.1f}' if top1 is not None else '-':>6s}  {training[:38]:38s} "
+                     f"{', '.join(entry_points(entry))}"
                      + ("  (yours)" if entry.get("yours") else ""))
     return "\n".join(lines)
 

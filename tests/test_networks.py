@@ -234,3 +234,36 @@ def test_an_unknown_network_is_refused_with_a_writable_cache(tmp_path, monkeypat
     with pytest.raises(DplError, match="unknown network 'vgg61'"):
         network_info("vgg61")
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_a_network_described_by_another_process_is_waited_for_and_read(tmp_path, monkeypatch):
+    """Kernels on a cold cache describe a network once: while one holds the description's lock,
+    another waits, then reads what the first kept instead of measuring it again."""
+    import threading
+
+    from filelock import FileLock
+
+    from dpllib import networks
+
+    monkeypatch.setenv("DPL_CACHE", str(tmp_path))
+    path = networks.description_path("squeezenet1_1")
+    elsewhere = tmp_path / "elsewhere.json"
+    networks._describe("squeezenet1_1", elsewhere)  # what the other process measures and keeps
+    networks._described.cache_clear()
+    lock = FileLock(str(path) + ".lock")
+    lock.acquire()  # the other process is describing it
+    got = []
+    waiting = threading.Thread(target=lambda: got.append(networks.network_info("squeezenet1_1")))
+    waiting.start()
+    waiting.join(timeout=1.0)
+    assert waiting.is_alive() and not got  # waits for the lock
+
+    def never(*_args):
+        raise AssertionError("measured although another process kept the description")
+
+    monkeypatch.setattr(networks, "_describe", never)
+    elsewhere.replace(path)
+    lock.release()
+    waiting.join(timeout=60)
+    assert got and got[0].name == "squeezenet1_1" and got[0].study_points == STUDY_POINTS["squeezenet1_1"]
+    networks._described.cache_clear()
