@@ -89,16 +89,13 @@ def _table(args: argparse.Namespace) -> int:
     if args.preset is None and args.results is None:
         print("dpl table: name a preset (its cells' records) or --results FOLDER (all its records)", file=sys.stderr)
         return 2
-    ids = None
-    preset = None
-    if args.preset is not None:
-        preset = grid.load_preset(args.preset)
-        folder = _results_dir(args, preset)
-        preset = grid.with_yours(preset, folder)
-        ids = None if args.all_records else grid.cell_ids(preset)
+    ids = preset = None
+    if args.preset is not None:  # the run as it ran: its manifest names the preset and the cells
+        folder = _results_dir(args, grid.load_preset(args.preset))
+        preset, ids = results.read_manifest(folder)
     else:
         folder = Path(args.results).resolve()
-    frame = results.table(folder, ids)
+    frame = results.table(folder, None if args.all_records else ids)
     if preset is not None:
         frame = results.mark_yours(frame, preset)
     out = Path(args.out).resolve() if args.out else folder / "table.parquet"
@@ -127,6 +124,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from . import grid
+    from .config import preset_datasets
     from .costs import measure_run_costs
 
     preset = grid.load_preset(args.preset)
@@ -138,7 +136,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return cell["network"] == entry["network"] and cell["weights"] == weights
 
     print(f"{entry['network']} ({weights}) at {', '.join(entry['points'])} on the {preset['name']} preset's "
-          f"{', '.join(entry.get('benchmarks') or dict.fromkeys(b for b, _ in grid.preset_datasets(preset)))} "
+          f"{', '.join(entry.get('benchmarks') or dict.fromkeys(b for b, _ in preset_datasets(preset)))} "
           f"({preset['budget']} budget, seeds {preset['seeds']}) -> {results_dir}")
     outcome = grid.run(preset, results_dir, workers=args.workers, retry_failed=args.retry_failed, only=mine)
     print(", ".join(f"{k}: {v}" for k, v in sorted(outcome.items())))

@@ -192,7 +192,7 @@ def _execute_chapter(name: str, source: Path, parameters: dict, title: str | Non
     try:
         pm.execute_notebook(str(source), str(scratch), kernel_name="python3", progress_bar=progress,
                             parameters=parameters, cwd=str(results_dir),
-                            kernel_manager_class="dpllib.grid.IsolatedKernelManager")
+                            kernel_manager_class="dpllib.grid.notebook.IsolatedKernelManager")
     except Exception as err:
         raise DplError(f"chapter {name} ({source.name}) failed; the executed notebook is {scratch}: {err}") from err
     nb = nbformat.read(scratch, as_version=4)

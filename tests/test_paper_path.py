@@ -61,8 +61,10 @@ def test_a_wheel_install_runs_a_preset_from_an_empty_folder_with_relative_paths(
     assert (work / "res" / "instant" / "instant" / f"{record['cell_id']}.ipynb").is_file()  # the shipped notebook ran
     status = dpl("status", str(preset), cwd=tmp_path, env={**env, "DPL_RESULTS": str(work / "res")})
     assert re.search(r"total\s+1\s+0\s+0\s+0", status.stdout), status.stdout + status.stderr
-    table = dpl("table", str(preset), "--results", "res/instant", cwd=work, env=env)
+    preset.write_text(yaml.safe_dump({**spec, "data_root": "../data", "overrides": {"instant": {"seconds": 0.5}}}))
+    table = dpl("table", str(preset), "--results", "res/instant", cwd=work, env=env)  # the run as it ran: run.json
     assert table.returncode == 0 and (work / "res" / "instant" / "table.parquet").is_file(), table.stderr
+    assert "from 1 cells" in table.stdout, table.stdout  # an edited preset's cells would have no record
 
 
 # --------------------------------------------------------------------------- 2: official checkpoints

@@ -1,5 +1,5 @@
 """The benchmarks' trainers: one module per benchmark, each ending with its registered
-descriptor (``BENCHMARK``, :mod:`dpllib.benchmark`), and :func:`run_notebook_cell`, the one call
+descriptor (``BENCHMARK``, :mod:`dpllib.benchmark`), and :func:`run_cell_in_notebook`, the one call
 the benchmark notebook's run cell makes. Importing this package loads no trainer (nor torch):
 the registry imports a benchmark's module when the benchmark is first looked up."""
 
@@ -19,9 +19,10 @@ class CellFailed(RuntimeError):
     """A benchmark cell ended with status 'failed' (its record says why)."""
 
 
-def run_notebook_cell(benchmark: str, record_path: str | None = None, progress: bool = True,
+def run_cell_in_notebook(benchmark: str, record_path: str | None = None, progress: bool = True,
                       **parameters) -> tuple[dict, dict]:
-    """Validate the notebook's parameters, train and test (saving progress to ``<record>.ckpt/``
+    """The kernel's side of a cell (the runner's side: :func:`dpllib.grid.execute_cell_notebook`).
+    Validate the notebook's parameters, train and test (saving progress to ``<record>.ckpt/``
     and resuming from it after an interruption), write the record (and its examples beside it)
     atomically, print one line. Returns (record, examples); raises CellFailed when the cell
     failed, so papermill marks the notebook as failed too.
@@ -51,4 +52,4 @@ def run_notebook_cell(benchmark: str, record_path: str | None = None, progress: 
     return record, examples
 
 
-__all__ = ["CellFailed", "run_notebook_cell"]
+__all__ = ["CellFailed", "run_cell_in_notebook"]
