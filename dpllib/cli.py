@@ -204,10 +204,18 @@ def _lab(args: argparse.Namespace) -> int:
 DEBUG_ENV = "DPL_DEBUG"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dpl", description="Deep perceptual loss networks")
-    parser.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    """The ``dpl`` command line: its subcommands and their options."""
+    out = argparse.ArgumentParser(prog="dpl", description="Deep perceptual loss networks")
+    out.add_argument("--debug", action="store_true", help=f"show tracebacks (also {DEBUG_ENV}=1)")
+    sub = out.add_subparsers(dest="command", required=True)
+    _add_grid_commands(sub)
+    _add_result_commands(sub)
+    return out
+
+
+def _add_grid_commands(sub) -> None:
+    """networks, bench, run, status, table: what a preset runs and how far it is."""
     p = sub.add_parser("networks", help="list networks, or one network's extraction points")
     p.add_argument("name", nargs="?")
     p.add_argument("--all", action="store_true", help="every module, not just the study's points")
@@ -236,9 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("table", help="a preset's records (or a folder's) -> one tidy Parquet table")
     p.add_argument("preset", nargs="?", help="offline, paper, or a preset YAML file")
     p.add_argument("--results", help="results folder (default: the preset's)")
-    p.add_argument("--all-records", action="store_true", help="every record in the folder, not only the preset's cells")
+    p.add_argument("--all-records", action="store_true",
+                   help="every record in the folder, not only the cells of the run (its run.json)")
     p.add_argument("--out", help="default: table.parquet in the results folder")
     p.set_defaults(func=_table)
+
+
+def _add_result_commands(sub) -> None:
+    """recommend, evaluate, data, book, lab: using a run's results, adding to them, reading them."""
     p = sub.add_parser("recommend", help="the loss network to use for a benchmark within a compute budget")
     p.add_argument("benchmark")
     p.add_argument("--preset", default="offline", help="whose results (offline, paper, or a preset YAML file)")
@@ -277,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int)
     p.add_argument("--no-browser", action="store_true")
     p.set_defaults(func=_lab)
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     from .errors import DplError, UnavailableError
 
     try:

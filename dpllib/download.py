@@ -70,27 +70,7 @@ def download(
     except (urllib.error.URLError, OSError) as err:
         raise UnavailableError(_unreachable(what, url, dest, err)) from err
     if response is not None:
-        with response:
-            resumed = response.status == 206
-            mode = "ab" if resumed else "wb"
-            total = response.headers.get("Content-Length")
-            total = int(total) + (done if resumed else 0) if total else None
-            bar = tqdm(total=total, initial=done if resumed else 0, unit="B", unit_scale=True,
-                       desc=f"{what}", disable=not progress)
-            try:
-                with open(part, mode) as f:
-                    while block := response.read(CHUNK):
-                        f.write(block)
-                        bar.update(len(block))
-                if total is not None and part.stat().st_size < total:
-                    raise http.client.IncompleteRead(b"", total - part.stat().st_size)
-            except (OSError, http.client.HTTPException) as err:
-                raise UnavailableError(
-                    f"{what}: the transfer from {url} broke off ({err}); {part} keeps what arrived "
-                    "and the next call resumes from there."
-                ) from err
-            finally:
-                bar.close()
+        _receive(response, part, done, what, url, progress)
     if sha256 is not None:
         got = sha256_of(part)
         if not got.startswith(sha256):
@@ -101,6 +81,31 @@ def download(
             )
     os.replace(part, dest)
     return dest
+
+
+def _receive(response, part: Path, done: int, what: str, url: str, progress: bool) -> None:
+    """Write ``response`` into ``part`` (appended to its ``done`` bytes when the server resumed);
+    a transfer that breaks off keeps what arrived for the next call."""
+    with response:
+        resumed = response.status == 206
+        total = response.headers.get("Content-Length")
+        total = int(total) + (done if resumed else 0) if total else None
+        bar = tqdm(total=total, initial=done if resumed else 0, unit="B", unit_scale=True,
+                   desc=f"{what}", disable=not progress)
+        try:
+            with open(part, "ab" if resumed else "wb") as f:
+                while block := response.read(CHUNK):
+                    f.write(block)
+                    bar.update(len(block))
+            if total is not None and part.stat().st_size < total:
+                raise http.client.IncompleteRead(b"", total - part.stat().st_size)
+        except (OSError, http.client.HTTPException) as err:
+            raise UnavailableError(
+                f"{what}: the transfer from {url} broke off ({err}); {part} keeps what arrived "
+                "and the next call resumes from there."
+            ) from err
+        finally:
+            bar.close()
 
 
 def _unreachable(what: str, url: str, dest: Path, err: Exception) -> str:

@@ -124,9 +124,6 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
     these chapters (names as in :func:`chapters`; the table of contents still lists all). Returns
     the names executed, in the book's order. Raises when a chapter fails or ``only`` names one the
     run does not have."""
-    import concurrent.futures
-    import threading
-
     from .results import table, write_table
 
     results_dir = Path(results_dir).resolve()
@@ -157,6 +154,18 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
                 continue
         todo[name] = (analysis / source, {"results_dir": str(results_dir), "table_path": str(table_path), **extra},
                       title, key)
+    _execute_all(todo, results_dir, book_dir, progress, workers)
+    write_toc(book_dir, list(planned))
+    return list(todo)
+
+
+def _execute_all(todo: dict[str, tuple], results_dir: Path, book_dir: Path, progress: bool, workers: int) -> None:
+    """Execute the chapters of ``todo`` ({name: (source, parameters, title, key)}), ``workers``
+    at once; after a failure no further chapter starts, and the first failure in the book's
+    order is raised."""
+    import concurrent.futures
+    import threading
+
     failed = threading.Event()
 
     def execute(name: str, job: tuple) -> None:
@@ -176,8 +185,6 @@ def execute_chapters(results_dir: Path, book_dir: Path, force: bool = False, pro
         except BaseException:
             failed.set()  # interrupted here (Ctrl-C): no chapter starts either
             raise
-    write_toc(book_dir, list(planned))
-    return list(todo)
 
 
 def _execute_chapter(name: str, source: Path, parameters: dict, title: str | None, key: str, results_dir: Path,

@@ -99,6 +99,15 @@ def test_no_private_name_crosses_a_module_line():
     assert not crossing, crossing
 
 
+def test_functions_are_short_and_the_grid_is_split_by_job():
+    long = [f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines" for name, (_, tree) in _modules().items()
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > 60]
+    assert not long, long
+    grid = {path.name: len(path.read_text().splitlines()) for path in (PACKAGE / "grid").glob("*.py")}
+    assert len(grid) >= 6 and max(grid.values()) <= 350, grid
+
+
 def test_training_steps_and_evaluation_interval():
     assert training_steps({"steps": 7, "epochs": None, "batch_size": 4}, 1000) == 7
     assert training_steps({"steps": None, "epochs": 3, "batch_size": 8}, 100) == 3 * 12

@@ -161,6 +161,20 @@ def _restore_rng(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _resume(checkpoint: FitCheckpoint | None, trainees: list[Trainee], resumables: Sequence[Resumable]) -> int:
+    """Restore the trainees, the resumables and the random number generators from the saved state
+    of ``checkpoint``, if any; returns the step to go on from (0: nothing saved)."""
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is None:
+        return 0
+    for trainee in trainees:
+        trainee.load_state_dict(state["trainees"][trainee.name])
+    for resumable, saved in zip(resumables, state["resumables"]):
+        resumable.load_state_dict(saved)
+    _restore_rng(state["rng"])
+    return state["step"]
+
+
 def fit(trainees: list[Trainee], batch_at: Callable[[int], Any], steps: int, desc: str,
         eval_every: int = 0, progress: bool = True, checkpoint: FitCheckpoint | None = None,
         resumables: Sequence[Resumable] = (), patience: int | None = None,
@@ -176,15 +190,7 @@ def fit(trainees: list[Trainee], batch_at: Callable[[int], Any], steps: int, des
 
     With ``checkpoint``, the trainees, the ``resumables`` (what ``batch_at`` draws on) and the
     random number generators are saved every few minutes, and a saved state is resumed from."""
-    start = 0
-    state = checkpoint.load() if checkpoint is not None else None
-    if state is not None:
-        for trainee in trainees:
-            trainee.load_state_dict(state["trainees"][trainee.name])
-        for resumable, saved in zip(resumables, state["resumables"]):
-            resumable.load_state_dict(saved)
-        _restore_rng(state["rng"])
-        start = state["step"]
+    start = _resume(checkpoint, trainees, resumables)
     if validate_start and eval_every and start == 0:
         for trainee in trainees:
             if trainee.validate is not None:
