@@ -87,7 +87,7 @@ def _table(args: argparse.Namespace) -> int:
     from . import grid, results
 
     if args.preset is None and args.results is None:
-        print("dpl table: name a preset (its cells' records) or --results FOLDER (all its records)", file=sys.stderr)
+        print("dpl table: name a preset (the records of its run) or --results FOLDER (all its records)", file=sys.stderr)
         return 2
     ids = preset = None
     if args.preset is not None:  # the run as it ran: its manifest names the preset and the cells
