@@ -189,8 +189,8 @@ def built_book(tmp_path_factory, shared_data):
     2. a fifth use case registered as a plugin (tests/toy_denoising.py) added to its preset and
        run for real through the grid (papermill kernels find the plugin);
     3. `dpl evaluate` of a network outside the preset (a torchvision MobileNet from a weights
-       file at two points, real smoke-budget super-resolution cells, the costs of its points
-       measured beside the run's);
+       file at two points, real cells of the plugin use case, the costs of its points measured
+       beside the run's);
     4. `dpl book --no-run --workers 2` (chapters executed two at a time, the HTML built);
     5. every page opened in headless Chromium (tests/browser.py).
     """
@@ -212,7 +212,7 @@ def built_book(tmp_path_factory, shared_data):
         weights = base / "mine.pth"
         torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
         evaluated = dpl("evaluate", "mobilenet_v3_small", "--weights", str(weights), "--points", "features.3", "features.9",
-                        "--preset", str(run / "preset.yaml"), "--results", str(run), "--benchmarks", "super_resolution")
+                        "--preset", str(run / "preset.yaml"), "--results", str(run), "--benchmarks", "denoising")
         book = base / "book"
         shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "_screenshots"))
         built = dpl("book", "--preset", str(run / "preset.yaml"), "--results", str(run), "--book-dir", str(book),

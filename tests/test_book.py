@@ -67,10 +67,10 @@ def test_book_builds_and_renders_in_chromium(built_book, monkeypatch, tmp_path):
     assert "authors&#39; code" in text or "authors' code" in text  # the deviations table
     assert "mathjax/tex-mml-chtml.js" in (html / "intro.html").read_text()
     mine = "mobilenet_v3_small (yours)"  # in the chapters that show the benchmark it ran on
-    for page in ("super_resolution", "methods", "choose"):
+    for page in ("denoising", "methods", "choose"):
         assert mine in (html / "chapters" / f"{page}.html").read_text(), page
     assert mine not in (html / "chapters" / "segmentation.html").read_text()
-    assert "Your network, evaluated beside this preset" in (html / "chapters" / "super_resolution.html").read_text()
+    assert "Your network, evaluated beside this preset" in (html / "chapters" / "denoising.html").read_text()
     # nothing changed: no chapter is executed again
     use_benchmark_modules(monkeypatch, TOY)
     assert report.execute_chapters(built_book.run, built_book.book, progress=False) == []
