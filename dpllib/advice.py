@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis
-from .benchmark import get_benchmark
+from .registry import get_benchmark
 from .costs import load_point_costs
 from .errors import DplError
 from .narrative import YOURS_MARK, evidence, recommendation_line

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .benchmark import Check, get_benchmark
+from .registry import Check, get_benchmark
 from .config import BASELINE
 from .errors import DplError
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .benchmark import get_benchmark
+from .registry import get_benchmark
 from .errors import DplError
 
 BASELINE = "baseline"  # network name of the no-perceptual-loss control
@@ -84,7 +84,7 @@ class CellConfig:
         bench = get_benchmark(self.benchmark)
         bench.dataset(self.dataset)  # raises with the allowed names
         if self.budget not in bench.budgets:
-            raise DplError(f"budget must be one of {sorted(bench.budgets)}, got {self.budget!r}")
+            raise DplError(bench.budget_error(self.budget))
         if isinstance(self.points, str):
             self.points = [self.points]
         if self.network != BASELINE:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .benchmark import get_benchmark
+from .registry import get_benchmark
 from .config import BASELINE
 from .names import short_name, shown_names
 
@@ -150,19 +150,6 @@ def best_point_examples(cells: list[tuple[dict, dict]], best: pd.DataFrame, benc
     return images, titles, reference
 
 
-def overlay(image: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor,
-            imaged: torch.Tensor | None = None) -> torch.Tensor:
-    """An aerial image (3 x H x W uint8) with true roads the prediction found in green, missed
-    ones in blue and wrongly predicted ones in red; outside ``imaged`` (the no-data areas, left
-    out of the scores) nothing is coloured."""
-    out = image.clone()
-    m, p = mask[0] > 127, prediction[0] > 127
-    inside = imaged[0] > 127 if imaged is not None else m.new_ones(m.shape)
-    m, p = m & inside, p & inside
-    for colour, where in (((0, 200, 0), m & p), ((40, 90, 255), m & ~p), ((230, 30, 30), ~m & p)):
-        for c, v in enumerate(colour):
-            out[c][where] = v
-    return out
 def scatter_trend(frame: pd.DataFrame, x: str, title: str):
     """score against ``x`` per benchmark, coloured by network, with a least-squares line."""
     import altair as alt

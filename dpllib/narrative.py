@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
-from .benchmark import benchmarks, get_benchmark
+from .registry import benchmarks, get_benchmark
 from .catalog import STUDY_POINTS
 from .config import BASELINE, CellConfig, entry_weights, preset_datasets
 from .errors import DplError

@@ -1,8 +1,8 @@
 """How this project's protocols relate to the study: every setting of the ``paper`` and
 ``offline`` budgets beside what the paper says and what the authors' code does
 (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks, src/), with the reason for
-each difference. Each benchmark lists its own rows (``Benchmark.protocol``); the book's
-methods page shows :func:`deviations_table`.
+each difference. Each use case in the study lists its own rows (``Study.protocol``); the book's
+methods page shows :func:`deviations_table`. A use case outside the study has none.
 
 Each row names its budget setting and the ``paper`` value it documents; a test fails when a
 budget changes and its row does not (and when a paper-budget setting has no row).
@@ -11,29 +11,14 @@ budget changes and its row does not (and when a paper-budget setting has no row)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .benchmark import benchmarks
+from .registry import Deviation, benchmarks
 
 AUTHORS = "LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks"
-# The authors' script under src/ that sets a benchmark's settings (its argparse defaults and
-# training loop), for rows whose text names no other file.
-AUTHORS_SCRIPTS = {"similarity": "perceptual_metric/experiment.py", "super_resolution": "super_res/train.py",
-                   "segmentation": "topology_aware_delineation/main.py",
-                   "autoencoding": "perceptual_autoencoders/experiment.py", "all": "loss_networks.py"}
-
-
-@dataclass(frozen=True)
-class Deviation:
-    benchmark: str
-    setting: str  # a budget key, or a description for what no key holds
-    paper: str  # what the paper says ("-" where it says nothing we could read)
-    authors: str  # what the authors' code does (naming its file under src/ where not the benchmark's script)
-    documented: Any  # the paper budget's value this row describes (None: no budget key)
-    why: str  # why this project's paper protocol and/or offline protocol differ ("same" if not)
+SHARED_SCRIPT = "loss_networks.py"  # the authors' loss-network code, shared by their use cases (rows of "all")
 
 
 # Rows that hold for every benchmark (each benchmark's own rows are in its descriptor).
@@ -66,16 +51,26 @@ def parameter_count(benchmark: str, budget: str) -> int | None:
     return sum(p.numel() for p in descriptor.model(descriptor.budgets[budget], dataset).parameters())
 
 
+def authors_script(benchmark: str) -> str:
+    """The authors' script (under src/) that sets a use case's settings (``Study.authors_script``;
+    :data:`SHARED_SCRIPT` for the rows of "all"); '-' outside the study."""
+    if benchmark == "all":
+        return SHARED_SCRIPT
+    study = benchmarks()[benchmark].study if benchmark in benchmarks() else None
+    return study.authors_script if study else "-"
+
+
 def authors_file(row: Deviation) -> str:
     """The authors' file (under src/) a row reads: the first one its text names (a bare name
-    in its benchmark's folder, except the shared loss_networks.py), else its benchmark's script
-    (:data:`AUTHORS_SCRIPTS`); '-' where the authors' code has no such setting."""
+    in its use case's folder, except the shared loss_networks.py), else its use case's script
+    (:func:`authors_script`); '-' where the authors' code has no such setting."""
     named = re.findall(r"[\w/]+\.py", row.authors)
+    script = authors_script(row.benchmark)
     if named:
         first = named[0]
-        folder = AUTHORS_SCRIPTS[row.benchmark].rpartition("/")[0]
-        return first if "/" in first or first == AUTHORS_SCRIPTS["all"] or not folder else f"{folder}/{first}"
-    return "-" if row.authors == "-" else AUTHORS_SCRIPTS.get(row.benchmark, "-")
+        folder = script.rpartition("/")[0]
+        return first if "/" in first or first == SHARED_SCRIPT or not folder else f"{folder}/{first}"
+    return "-" if row.authors == "-" else script
 
 
 def deviations_table(benchmark: str | None = None) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .benchmark import benchmarks
+from .registry import benchmarks
 from .config import preset_datasets
 from .errors import DplError
 from .files import atomic_write

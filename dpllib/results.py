@@ -33,7 +33,7 @@ TABLE_SCHEMA_VERSION = 1
 ID_KEYS = ("benchmark", "network", "points", "weights", "dataset", "budget", "batch_size", "seed", "overrides")
 # The dpllib sources that compute a cell's numbers; their digest is each record's code_version.
 NUMERIC_SOURCES = ("config.py", "loss.py", "features.py", "catalog.py", "networks.py", "weights.py", "metrics.py",
-                   "datasets", "trainers")
+                   "datasets", "training", "benchmarks")
 
 
 RUN_MANIFEST = "run.json"  # beside a preset's records: the preset as run and its cell ids
@@ -257,7 +257,7 @@ class Run:
     def first_datasets(self) -> dict[str, str]:
         """{benchmark: its first data set this run has}, in the benchmark's own order of data
         sets (the study's first)."""
-        from .benchmark import get_benchmark
+        from .registry import get_benchmark
 
         ran = set(zip(self.table["benchmark"], self.table["dataset"]))
         return {b: next(d for d in get_benchmark(b).dataset_names if (b, d) in ran)

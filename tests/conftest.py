@@ -92,7 +92,7 @@ def use_benchmark_modules(monkeypatch: pytest.MonkeyPatch, *modules: str) -> Non
     """Register the benchmark modules ``modules`` (of this repository, e.g. ``tests.instant``)
     through $DPL_BENCHMARKS, which notebook kernels, subprocesses and Slurm jobs inherit; the
     registry is restored when ``monkeypatch`` undoes its changes."""
-    import dpllib.benchmark as registry
+    import dpllib.registry as registry
 
     monkeypatch.setenv("DPL_BENCHMARKS", ",".join(modules))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from dpllib import analysis, narrative
-from dpllib.benchmark import benchmarks, get_benchmark, register
+from dpllib.registry import benchmarks, get_benchmark, register
 
 
 def test_preset_tables():
@@ -238,7 +238,7 @@ def test_best_ranks_and_marks_follow_the_metric_direction(monkeypatch):
     lower = dataclasses.replace(get_benchmark("autoencoding"), name="error_rate",
                                 primary=dataclasses.replace(get_benchmark("autoencoding").primary,
                                                             higher_is_better=False))
-    monkeypatch.setattr("dpllib.benchmark._REGISTRY", benchmarks())  # a copy: the toy stays in this test
+    monkeypatch.setattr("dpllib.registry._REGISTRY", benchmarks())  # a copy: the toy stays in this test
     register(lower)
     frame = _scores(3, net_effect=1.0, depth_effect=-1.0, benchmark="error_rate")  # net0 at p4 is lowest
     summary = analysis.seed_summary(frame)

@@ -9,7 +9,7 @@ import papermill as pm
 import pytest
 
 from dpllib import DplError, analysis, report, results
-from dpllib.benchmark import benchmarks
+from dpllib.registry import benchmarks
 from dpllib.catalog import STUDY_POINTS
 from dpllib.narrative import short_name
 from dpllib.results import read_manifest, write_manifest

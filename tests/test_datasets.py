@@ -352,7 +352,7 @@ def test_jnd_is_scored_per_split_and_pooled_as_the_authors_do(tmp_path, monkeypa
     per split, their mean (LPIPS's) and one mAP over both splits pooled (the authors')."""
     from dpllib.datasets.bapps import JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL
     from dpllib.metrics import jnd_map
-    from dpllib.trainers import similarity
+    from dpllib.benchmarks import similarity
 
     monkeypatch.setenv("DPL_DATA_ROOT", str(tmp_path))
     for split, subsets in (("val", TWOAFC_VAL), ("train", TWOAFC_TRAIN)):

@@ -7,7 +7,7 @@ import pytest
 from dpllib import grid
 from dpllib.catalog import TIMM_NETWORKS
 from dpllib.networks import extraction_points, fixed_input_size, network_info
-from dpllib.trainers import similarity
+from dpllib.benchmarks import similarity
 
 pytestmark = pytest.mark.slow  # 19 networks described, 5 smoke cells: make test-fast leaves them out
 

@@ -47,7 +47,7 @@ pytestmark = pytest.mark.usefixtures("instant")
     ({"networks": [{"network": "vgg61"}]}, "unknown network 'vgg61'"),
     ({"networks": [{"network": "vgg16", "points": ["relu9_9"]}]}, "no extraction point 'relu9_9'"),
     ({"benchmarks": {"autoencoding": "mnist"}}, "data set must be one of"),
-    ({"budget": "huge"}, "unknown budget 'huge'"),
+    ({"budget": "huge"}, "budget must be one of .*got 'huge'"),
     ({"benchmarks": {"denoising": "x"}}, "unknown benchmark 'denoising'"),
     ({"networks": [{"network": "vgg16", "wieghts": ["random"]}]}, "networks/0: .*'wieghts' was unexpected"),
 ])

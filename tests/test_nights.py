@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 from dpllib import DplError
 from dpllib.datasets import NightsTwoAFC, download_nights
 from dpllib.datasets.nights import read_rows
-from dpllib.trainers import similarity
+from dpllib.benchmarks import similarity
 
 # (split, votes, p, is_imagenet) per triplet; p is DreamSim's credit for the right image
 TRIPLETS = [("train", 6, 0.0, True), ("train", 7, 1.0, False), ("train", 6, 0.0, False), ("train", 6, 1.0, True),

@@ -1,22 +1,24 @@
-"""The deviations table stays in step with the budgets it documents."""
+"""The deviations table stays in step with the budgets it documents (of the use cases in the
+study: those with a Study)."""
 
 import pytest
 
-from dpllib.benchmark import benchmarks
 from dpllib.protocol import deviations_table
+from dpllib.registry import benchmarks
 
 
-@pytest.mark.parametrize("benchmark", list(benchmarks()))
+@pytest.mark.parametrize("benchmark", [name for name, b in benchmarks().items() if b.study])
 def test_every_paper_setting_is_documented_with_its_value(benchmark):
     descriptor = benchmarks()[benchmark]
-    paper = descriptor.budgets["paper"]
+    paper = descriptor.study.budget
+    assert descriptor.budgets["paper"] == paper  # the paper budget is the study's
     rows = {r.setting: r for r in descriptor.protocol}
     assert all(r.benchmark == benchmark for r in descriptor.protocol)
     assert not set(paper) - set(rows), f"paper settings without a row: {sorted(set(paper) - set(rows))}"
     for key, value in paper.items():
         assert rows[key].documented == value, (
             f"{benchmark}.{key} is {value!r} in the paper budget but the deviations table documents "
-            f"{rows[key].documented!r}: update the PROTOCOL rows in dpllib/trainers/{benchmark}.py")
+            f"{rows[key].documented!r}: update the PROTOCOL rows in dpllib/benchmarks/{benchmark}.py")
         assert rows[key].why and rows[key].authors
 
 
@@ -53,7 +55,7 @@ def test_the_authors_autoencoder_takes_their_sizes():
     import torch
 
     from dpllib.errors import DplError
-    from dpllib.trainers.autoencoding import FourLayerAE
+    from dpllib.benchmarks.autoencoding import FourLayerAE
 
     for size in (64, 96):  # SVHN padded to 64, STL-10
         assert FourLayerAE(size).eval()(torch.rand(2, 3, size, size)).shape == (2, 3, size, size)

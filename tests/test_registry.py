@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from dpllib import DplError
-from dpllib.benchmark import benchmarks, get_benchmark
+from dpllib.registry import benchmarks, get_benchmark
 
 from .conftest import REPO, TOY, use_benchmark_modules
 
@@ -25,17 +25,17 @@ def test_unknown_benchmarks_and_modules_are_named(monkeypatch):
 def test_a_lookup_imports_only_the_benchmark_asked_for():
     """`get_benchmark` imports the named use case's module (and the plugins), not every trainer:
     a kernel running one use case, or a plugin's cell, loads nothing it does not use."""
-    code = ("import sys; from dpllib.benchmark import BUILTIN, get_benchmark; get_benchmark('instant'); "
+    code = ("import sys; from dpllib.registry import BUILTIN, get_benchmark; get_benchmark('instant'); "
             "print(sorted(set(BUILTIN.values()) & set(sys.modules)), 'torch' in sys.modules); "
             "get_benchmark('segmentation'); print(sorted(set(BUILTIN.values()) & set(sys.modules)))")
     env = {**os.environ, "DPL_BENCHMARKS": "tests.instant", "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert out.stdout.splitlines() == ["[] False", "['dpllib.trainers.segmentation']"], out.stdout + out.stderr
+    assert out.stdout.splitlines() == ["[] False", "['dpllib.benchmarks.segmentation']"], out.stdout + out.stderr
 
 
 def test_a_plugin_replaces_a_builtin_whichever_loads_first(monkeypatch, tmp_path):
     """A plugin's benchmark of a built-in's name wins, also when the built-in loads after it."""
-    import dpllib.benchmark as registry
+    import dpllib.registry as registry
 
     (tmp_path / "my_segmentation.py").write_text(
         "import dataclasses\nfrom tests.toy_denoising import BENCHMARK as TOY\n"

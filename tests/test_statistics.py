@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from dpllib import analysis, narrative
+from dpllib.registry import get_benchmark
 
 TABLES = 300
 BENCH = "autoencoding"  # a registered benchmark whose score is higher-is-better
@@ -173,7 +174,7 @@ def test_the_ratio_interval_judges_point_against_network():
     claims = analysis.claims(frame, analysis.seed_summary(frame), n_boot=500).set_index("question")
     assert claims.loc["point vs network", "claim"]
     line = narrative.answer(claims.reset_index().set_index("question").loc["point vs network"].to_dict()
-                            | {"question": "point vs network"}, __import__("dpllib").benchmark.get_benchmark(BENCH))
+                            | {"question": "point vs network"}, get_benchmark(BENCH))
     assert "the point matters more than the architecture" in line
 
 
@@ -255,8 +256,8 @@ def _fine_tuning_check_fails(rng, shift_sd: float, reps: int = 300) -> float:
     """How often the segmentation baseline's fine-tuning check fails over ``reps`` fabricated
     2-seed runs: per seed a warm-start validation and 6 fine-tuning validations, i.i.d. normal
     (SD 0.01), the fine-tuning's level shifted by ``shift_sd`` SDs."""
-    from dpllib.trainers import segmentation
-    from dpllib.trainers.points import validation_rows
+    from dpllib.benchmarks import segmentation
+    from dpllib.training.points import validation_rows
 
     fails = 0
     for _ in range(reps):

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from dpllib import DplError
-from dpllib.benchmark import benchmarks
 from dpllib.config import CellConfig, evaluation_interval, training_steps
 from dpllib.files import atomic_write
 from dpllib.paths import preset_results_dir, results_root
+from dpllib.registry import benchmarks
 from dpllib.results import make_record
-from dpllib.trainers.loop import BatchOrder, FitCheckpoint, NonFiniteLoss, Trainee, fit
+from dpllib.training.loop import BatchOrder, FitCheckpoint, NonFiniteLoss, Trainee, fit
 
 from .conftest import REPO
 
@@ -68,10 +68,26 @@ def test_no_import_circle_in_dpllib():
 
     for name in graph:
         visit(name)
-    # the layering the registry relies on: no module the trainers import imports a trainer
-    lower = [name for name in graph if name in ("dpllib.benchmark", "dpllib.config", "dpllib.results")
+    # the layering the registry relies on: nothing below the use cases imports one, or the engine
+    lower = [name for name in graph if name in ("dpllib.registry", "dpllib.config", "dpllib.results")
              or name.startswith("dpllib.grid")]
-    assert not any(m.startswith("dpllib.trainers") for name in lower for m in graph[name])
+    assert not any(m.startswith(("dpllib.benchmarks", "dpllib.training")) for name in lower for m in graph[name])
+
+
+def test_a_use_case_imports_dpllib_only_through_dpllib_benchmark():
+    """Each use case (dpllib/benchmarks/*.py, and the plugin of the tests) takes everything from
+    dpllib.benchmark; every name that module offers resolves (some on first use)."""
+    import dpllib.benchmark
+
+    modules = _modules()
+    use_cases = {name: modules[name] for name in modules if name.startswith("dpllib.benchmarks.")}
+    toy = REPO / "tests" / "toy_denoising.py"
+    use_cases["tests.toy_denoising"] = (toy, ast.parse(toy.read_text()))
+    assert len(use_cases) >= 5
+    for name, (path, tree) in use_cases.items():
+        imported = {m for m in _imports(name, path, tree, set(modules)) if m.startswith("dpllib")}
+        assert imported == {"dpllib.benchmark"}, (name, imported)
+    assert all(getattr(dpllib.benchmark, n) is not None for n in dpllib.benchmark.__all__)
 
 
 def test_each_benchmark_is_named_in_at_most_two_modules_besides_its_own():
@@ -79,7 +95,7 @@ def test_each_benchmark_is_named_in_at_most_two_modules_besides_its_own():
     for bench in benchmarks():
         naming = {name for name, (_, tree) in modules.items() for node in ast.walk(tree)
                   if isinstance(node, ast.Constant) and node.value == bench}
-        naming.discard(f"dpllib.trainers.{bench}")
+        naming.discard(f"dpllib.benchmarks.{bench}")
         assert len(naming) <= 2, (bench, sorted(naming))
 
 
@@ -156,7 +172,7 @@ def test_fit_keeps_the_best_checkpoint_and_validates_on_schedule():
 def test_a_warm_started_fit_validates_its_start_but_chooses_among_trained_steps():
     """Step 0 (the warm start) joins the validation curve even when it scores best; the
     checkpoint kept is the best trained one, and the record's rows say start vs fine-tuning."""
-    from dpllib.trainers.points import validation_rows
+    from dpllib.training.points import validation_rows
 
     t = _trainee("a", [9.0, 1.0, 3.0], [0.5] * 4)
     report = fit([t], lambda i: torch.tensor(float(i + 1)), 4, "test", eval_every=2, progress=False,
@@ -179,8 +195,8 @@ def test_the_fine_tuning_check_tells_a_fall_from_fluctuation(curves, met):
     their usual amount pass it."""
     import pandas as pd
 
-    from dpllib.trainers import segmentation
-    from dpllib.trainers.points import validation_rows
+    from dpllib.benchmarks import segmentation
+    from dpllib.training.points import validation_rows
 
     rows = [{**r, "seed": seed, "status": "ok", "network": "baseline"}
             for seed, curve in curves.items()

@@ -7,7 +7,8 @@ import torch
 from dpllib import DplError
 from dpllib.config import CellConfig
 from dpllib.results import read_record, write_record
-from dpllib.trainers import autoencoding, points, segmentation, similarity, super_resolution
+from dpllib.benchmarks import autoencoding, segmentation, similarity, super_resolution
+from dpllib.training import points
 
 TINY = {
     "similarity": {"steps": 2, "synthetic_n": 6},
@@ -195,7 +196,7 @@ def test_probes_learn_a_known_separable_embedding(probe):
     y = torch.arange(600) % 3
     z = torch.randn(600, 16, generator=generator) * 0.5
     z[:, 3] += 3.0 * y  # class means 3 apart along one axis
-    settings = {**autoencoding.BUDGETS["paper"], **probe, "probe_epochs": 60, "probe_batch": 64, "probe_lr": 1e-2}
+    settings = {**autoencoding.PAPER_BUDGET, **probe, "probe_epochs": 60, "probe_batch": 64, "probe_lr": 1e-2}
     accuracy = autoencoding.probe_accuracy(z[:450], y[:450], z[450:], y[450:], (32,), settings, seed=0)
     assert accuracy > 0.9
     with pytest.raises(DplError, match="probe_input must be"):

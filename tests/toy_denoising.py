@@ -10,12 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpllib.analysis import learning_check, per_seed, reference_value
-from dpllib.benchmark import Benchmark, DataSet, Metric
-from dpllib.config import BASELINE
-from dpllib.datasets import SRTrainSet
-from dpllib.results import row
-from dpllib.trainers.points import Task, to_uint8, train_and_test
+from dpllib.benchmark import BASELINE, Benchmark, DataSet, ImageCrops, Metric, Task, row, to_uint8, train_and_test
 
 NAME = "denoising"
 NOISY = "noisy input"
@@ -42,7 +37,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def make_task(cfg, settings, device):
     s = settings
-    clean = SRTrainSet(cfg.dataset, cfg.data_root, limit=s["images"], seed=cfg.seed, hr_size=s["size"]).hr.float() / 255
+    clean = ImageCrops(cfg.dataset, "train", s["size"], cfg.data_root, limit=s["images"], seed=cfg.seed,
+                       short_side=s["size"]).crops.float() / 255
     n_train = len(clean) - s["test_images"]
     train, test = clean[:n_train].to(device), clean[n_train:].to(device)
     test_noisy = (test + s["noise"] * torch.randn(test.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
@@ -69,6 +65,8 @@ def run(cfg, progress=True, checkpoint_dir=None):
 
 
 def learning_checks(table, references):
+    from dpllib.benchmark import learning_check, per_seed, reference_value
+
     ok = table[(table["status"] == "ok") & (table["network"] == BASELINE) & (table["metric"] == "psnr")]
     noisy = reference_value(references, NOISY, "psnr", "test")
     return [learning_check(NAME, "pixel-MSE baseline beats the noisy input (PSNR)", noisy, per_seed(ok),
@@ -76,7 +74,7 @@ def learning_checks(table, references):
 
 
 def example_figures(reference, outputs):
-    from dpllib.figures import image_grid
+    from dpllib.benchmark import image_grid
 
     return [image_grid([reference["noisy"], *[o for _, o in outputs], reference["clean"]],
                        ["noisy", *[t for t, _ in outputs], "clean"], height=96)]

@@ -3,7 +3,7 @@ and the device-hours each shipped step-cost measurement implies."""
 
 from __future__ import annotations
 
-from ..benchmark import get_benchmark
+from ..registry import get_benchmark
 from ..config import BASELINE, CellConfig, entry_weights, training_steps
 from ..paths import shipped_measurements
 from .presets import cells, entry_points
@@ -45,7 +45,8 @@ def estimate(preset: dict, step_costs: dict[str, dict] | None = None) -> str:
     for bench, bench_cells in by_bench.items():
         descriptor = get_benchmark(bench)
         settings = CellConfig.from_dict(bench_cells[0]).settings()
-        steps = training_steps(settings, descriptor.paper_training_items or 0)  # at the study's data sizes
+        items = descriptor.study.training_items if descriptor.study else None
+        steps = training_steps(settings, items or 0)  # at the study's data sizes
         warm = settings.get("warm_steps") or 0
 
         def trainings_of(cell: dict) -> int:  # one model per point, or one calibration per cell

@@ -1,6 +1,6 @@
 """The runner's side of a cell: papermill executes the cell notebook in an isolated kernel;
 a kernel that dies still leaves a (failed) record. The kernel's side is
-:func:`dpllib.trainers.run_cell_in_notebook`."""
+:func:`dpllib.training.run_cell_in_notebook`."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..benchmark import get_benchmark
+from ..registry import get_benchmark
 from ..config import BASELINE, CellConfig, entry_weights, preset_datasets
 from ..errors import DplError
 from ..results import cell_id
@@ -103,7 +103,7 @@ def load_preset(name_or_path: str) -> dict:
         except DplError as err:
             raise DplError(f"preset {path}: {err}") from None
         if budget not in descriptor.budgets:
-            raise DplError(f"preset {path}: unknown budget {budget!r}; choose from {sorted(descriptor.budgets)}")
+            raise DplError(f"preset {path}: {descriptor.name} {descriptor.budget_error(budget)}")
     for bench in preset["overrides"]:
         if bench not in chosen:
             raise DplError(f"preset {path}: overrides for {bench!r}, which the preset does not run")

@@ -7,7 +7,7 @@ dpllib/presets/step_costs/<name>.json, which `dpl run paper --dry-run` turns int
     dpl bench step_cost --device cuda --name h200       # on a GPU machine
 
 Data: each benchmark's default (offline) data set at the paper's sizes, with the settings its
-descriptor gives for measuring (``Benchmark.step_cost_overrides``: enough data to draw batches).
+descriptor gives for measuring (``Study.step_cost_overrides``: enough data to draw batches).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ STEPS = 8
 
 
 def main(argv: list[str] | None = None) -> None:
-    from dpllib.benchmark import benchmarks, get_benchmark
+    from dpllib.registry import benchmarks, get_benchmark
     from dpllib.config import BASELINE
     from dpllib.grid import load_preset
     from dpllib.networks import network_info
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="dpl bench step_cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--networks", nargs="*", help="default: the paper preset's 14 and the baseline")
-    parser.add_argument("--benchmarks", nargs="*", default=list(benchmarks()))
+    parser.add_argument("--benchmarks", nargs="*", default=[n for n, b in benchmarks().items() if b.study],
+                        help="default: the use cases of the study (a step is measured at the paper budget)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sequential", action="store_true", help="one point at a time (not in lockstep)")
     parser.add_argument("--name", help="file name under dpllib/presets/step_costs (default: the device kind)")
@@ -47,9 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     for bench in args.benchmarks:
         for net in networks:
             descriptor = get_benchmark(bench)
+            if descriptor.study is None:
+                parser.error(f"{bench} is outside the study: it has no paper budget to measure a step of")
             points = [] if net == BASELINE else list(network_info(net).study_points)
-            budget = descriptor.budgets["paper"]
-            overrides = {**descriptor.step_cost_overrides,
+            budget = descriptor.study.budget
+            overrides = {**descriptor.study.step_cost_overrides,
                          **{k: v for k, v in {"steps": STEPS, "epochs": None, "warm_steps": 0,
                                               "lockstep": not args.sequential}.items() if k in budget}}
             cfg = {"benchmark": bench, "network": net, "points": points, "weights": "random",

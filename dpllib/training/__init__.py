@@ -1,14 +1,15 @@
-"""The benchmarks' trainers: one module per benchmark, each ending with its registered
-descriptor (``BENCHMARK``, :mod:`dpllib.benchmark`), and :func:`run_cell_in_notebook`, the one call
-the benchmark notebook's run cell makes. Importing this package loads no trainer (nor torch):
-the registry imports a benchmark's module when the benchmark is first looked up."""
+"""The training engine the use cases share (``points``: one model per extraction point, trained in
+lockstep; ``loop``: the fit loop with its checkpoints; ``common``: devices, seeds, the cell's
+checkpoint) and :func:`run_cell_in_notebook`, the one call the benchmark notebook's run cell
+makes. Importing this package loads no use case (nor torch): the registry imports a use case's
+module when it is first looked up."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from ..benchmark import get_benchmark
+from ..registry import get_benchmark
 from ..config import BASELINE, CellConfig
 from ..paths import results_root
 from ..results import record_path as default_record_path

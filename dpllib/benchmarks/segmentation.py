@@ -14,14 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmark import Benchmark, Check, DataSet, Metric, ReferenceFigure
-from ..config import BASELINE, CellConfig
-from ..datasets import MassRoads
-from ..datasets.roads import imaged
-from ..metrics import road_scores
-from ..protocol import Deviation
-from ..results import row
-from .points import Task, to_uint8, train_and_test
+from ..benchmark import (BASELINE, Benchmark, CellConfig, Check, DataSet, Deviation, Metric, ReferenceFigure, Study,
+                         Task, datasets, metrics, row, to_uint8, train_and_test)
 
 NAME = "segmentation"
 DATASETS = (DataSet("mass_roads", "Massachusetts Roads", "study", "real aerial photos and road maps"),)
@@ -34,10 +28,12 @@ BUDGETS = {
                 "size": 750, "train_size": 750, "crop": 128, "flips": "horizontal", "eval_every": 10,
                 "pos_weight": 4.0, "mask_no_data": True, "k_train": 1, "k_test": 3, "select_by": "quality",
                 "lockstep": True},
-    "paper": {"network_mode": "train", "steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3,
-              "size": 224, "train_size": None, "crop": 224, "flips": "horizontal", "eval_every": 1, "pos_weight": 1.0,
-              "mask_no_data": False, "k_train": 1, "k_test": 3, "select_by": "bce", "lockstep": True},
 }
+
+# The study's protocol (the authors' code; Study.budget): every setting the trainer reads.
+PAPER_BUDGET = {"network_mode": "train", "steps": None, "epochs": 100, "warm_steps": 0, "batch_size": 8, "lr": 1e-3,
+                "size": 224, "train_size": None, "crop": 224, "flips": "horizontal", "eval_every": 1, "pos_weight": 1.0,
+                "mask_no_data": False, "k_train": 1, "k_test": 3, "select_by": "bce", "lockstep": True}
 
 PROTOCOL = (
     Deviation(NAME, "epochs", "100 epochs", "100", 100, "same; offline: 60 fine-tuning steps after the warm start"),
@@ -136,7 +132,7 @@ def pad16(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     return F.pad(images, (0, -w % 16, 0, -h % 16), mode="reflect"), (h, w)
 
 
-def probabilities(model: nn.Module, data: MassRoads, passes: int, device: torch.device) -> torch.Tensor:
+def probabilities(model: nn.Module, data: datasets.MassRoads, passes: int, device: torch.device) -> torch.Tensor:
     """Road probabilities after ``passes`` passes for every image of ``data``, at the masks'
     original resolution (bilinear upsampling), on the CPU."""
     model.eval()
@@ -149,7 +145,7 @@ def probabilities(model: nn.Module, data: MassRoads, passes: int, device: torch.
     return torch.cat(out)
 
 
-def scores(prob: torch.Tensor, data: MassRoads, mask_no_data: bool,
+def scores(prob: torch.Tensor, data: datasets.MassRoads, mask_no_data: bool,
            pixel_exact_only: bool = False) -> dict[str, dict[str, float]]:
     """{split: {metric: mean over images}}: "test" pixel-exact (imaged pixels only when
     ``mask_no_data``), and unless ``pixel_exact_only`` (validation: the others cost twice as
@@ -157,24 +153,24 @@ def scores(prob: torch.Tensor, data: MassRoads, mask_no_data: bool,
     as the authors' code does) when ``mask_no_data``."""
     pred = prob > THRESHOLD
     valid = data.full_imaged if mask_no_data else None
-    splits = {"test": road_scores(pred, data.full_masks, valid)}
+    splits = {"test": metrics.road_scores(pred, data.full_masks, valid)}
     if not pixel_exact_only:
-        splits["test_relaxed"] = road_scores(pred, data.full_masks, valid, RELAXED_BUFFER)
+        splits["test_relaxed"] = metrics.road_scores(pred, data.full_masks, valid, RELAXED_BUFFER)
     if mask_no_data and not pixel_exact_only:
-        splits["test_all_pixels"] = road_scores(pred, data.full_masks)
+        splits["test_all_pixels"] = metrics.road_scores(pred, data.full_masks)
     return {split: {k: float(v.mean()) for k, v in s.items()} for split, s in splits.items()}
 
 
 def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Task, dict]:
     s = settings
-    train = MassRoads("train", cfg.data_root, size=s["train_size"], seed=cfg.seed)
-    val, test_set = (MassRoads(split, cfg.data_root, size=s["size"], seed=cfg.seed) for split in ("val", "test"))
+    train = datasets.MassRoads("train", cfg.data_root, size=s["train_size"], seed=cfg.seed)
+    val, test_set = (datasets.MassRoads(split, cfg.data_root, size=s["size"], seed=cfg.seed) for split in ("val", "test"))
     pos_weight = torch.tensor(float(s["pos_weight"]), device=device)
     train.images, train.masks = train.images.to(device), train.masks.to(device)  # resident: crops on the device
 
     def sample(order, generator) -> dict:
         image, mask = train.crops(order(), s["crop"], generator, device, s["flips"])
-        valid = imaged(image).float() if s["mask_no_data"] else torch.ones_like(mask)
+        valid = datasets.imaged(image).float() if s["mask_no_data"] else torch.ones_like(mask)
         # the loss network sees no roads where no image is (both sides masked alike)
         return {"image": image, "mask": mask, "valid": valid, "target": mask * valid}
 
@@ -222,7 +218,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
 EXAMPLE_SIZE = 384  # pixels of the example region at the original resolution
 
 
-def example_window(data: MassRoads) -> tuple[int, int]:
+def example_window(data: datasets.MassRoads) -> tuple[int, int]:
     """(top, left) of the 384 x 384 region of the first test image with the most road pixels
     inside the imaged area (the example shown in figures)."""
     seen = (data.full_masks[0, 0] & data.full_imaged[0, 0]).float()[None, None]
@@ -231,7 +227,7 @@ def example_window(data: MassRoads) -> tuple[int, int]:
     return row * (EXAMPLE_SIZE // 4), col * (EXAMPLE_SIZE // 4)
 
 
-def example_region(images: torch.Tensor, data: MassRoads) -> torch.Tensor:
+def example_region(images: torch.Tensor, data: datasets.MassRoads) -> torch.Tensor:
     """The example region (:func:`example_window`) of the first test image, from an image of the
     working or the original resolution, as uint8."""
     full = data.full_masks.shape[-2:]
@@ -261,7 +257,7 @@ def learning_checks(table, references) -> list[Check]:
     validation: the quality moves by about 0.01-0.02 between validations 10 steps apart). On
     unchanged i.i.d. validations it fails in ~12% of 2-seed runs; a fall of 3 SDs in ~96%
     (tests/test_statistics.py)."""
-    from ..analysis import learning_check, per_seed
+    from ..benchmark import learning_check, per_seed
 
     ok = table[(table["status"] == "ok") & (table["network"] == BASELINE)]
     test = ok[ok["split"] == "test"]
@@ -280,11 +276,26 @@ def learning_checks(table, references) -> list[Check]:
     return checks
 
 
+def overlay(image: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor,
+            imaged: torch.Tensor | None = None) -> torch.Tensor:
+    """An aerial image (3 x H x W uint8) with true roads the prediction found in green, missed
+    ones in blue and wrongly predicted ones in red; outside ``imaged`` (the no-data areas, left
+    out of the scores) nothing is coloured."""
+    out = image.clone()
+    m, p = mask[0] > 127, prediction[0] > 127
+    inside = imaged[0] > 127 if imaged is not None else m.new_ones(m.shape)
+    m, p = m & inside, p & inside
+    for colour, where in (((0, 200, 0), m & p), ((40, 90, 255), m & ~p), ((230, 30, 30), ~m & p)):
+        for c, v in enumerate(colour):
+            out[c][where] = v
+    return out
+
+
 def example_figures(reference: dict, outputs: list[tuple[str, torch.Tensor]]) -> list:
     """The aerial image and, per output, the road map it predicts over it."""
     from IPython.display import Markdown
 
-    from ..figures import image_grid, overlay
+    from ..benchmark import image_grid
 
     shown = [overlay(reference["image"], reference["mask"], o, reference.get("imaged")) for _, o in outputs]
     return [image_grid([reference["image"], *shown], ["aerial image", *[t for t, _ in outputs]], height=220),
@@ -300,9 +311,11 @@ BENCHMARK = Benchmark(
                 "with BCE only.",
     datasets=DATASETS, default_dataset="mass_roads", budgets=BUDGETS, run=run,
     primary=Metric("quality", ("test",), "road quality TP/(TP+FP+FN), pixel-exact"),
-    output_key="prediction", example_figures=example_figures, learning_checks=learning_checks, protocol=PROTOCOL,
-    paper_training_items=1108, baseline_label="BCE only",
-    step_cost_overrides={"eval_every": 10_000}, model=lambda settings, dataset: UNet(),
-    reference_figures=(ReferenceFigure("quality", "test", BASELINE, None, "none", "mass_roads", "paper", 0.434,
-                                       "a Mosinska-style U-Net re-implementation, 224 px, BCE only"),),
+    output_key="prediction", example_figures=example_figures, learning_checks=learning_checks,
+    baseline_label="BCE only", model=lambda settings, dataset: UNet(),
+    study=Study(
+        budget=PAPER_BUDGET, authors_script="topology_aware_delineation/main.py", protocol=PROTOCOL,
+        reference_figures=(ReferenceFigure("quality", "test", BASELINE, None, "none", "mass_roads", "paper", 0.434,
+                                           "a Mosinska-style U-Net re-implementation, 224 px, BCE only"),),
+        training_items=1108, step_cost_overrides={"eval_every": 10_000}),
 )

@@ -14,15 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmark import Benchmark, Check, DataSet, Metric
-from ..config import BASELINE, CellConfig
-from ..datasets import SRTestSet, SRTrainSet, upscale_bicubic
-from ..datasets.sr import SCALE, centre_crop_pair, crop_pair
-from ..errors import DplError
-from ..metrics import authors_sr_scores, psnr_y, ssim_y
-from ..protocol import Deviation
-from ..results import row
-from .points import Task, to_uint8, train_and_test
+from ..benchmark import (BASELINE, Benchmark, CellConfig, Check, DataSet, Deviation, DplError, Metric, PerceptualLoss,
+                         Study, Task, UnavailableError, datasets, metrics, row, to_uint8, train_and_test)
 
 NAME = "super_resolution"
 DATASETS = (DataSet("coco", "MS-COCO 2014", "study", "real photos, the study's 10k subset"),
@@ -39,12 +32,14 @@ BUDGETS = {
                 "hr_size": 288, "lr_pipeline": "aligned", "crop": 64, "train_limit": 384, "val_images": 16,
                 "val_crop": 96, "eval_every": 20, "test_sets": ["set5"], "test_sizes": [None], "test_limit": None,
                 "channels": 32, "residual": True, "normalization": "none", "lockstep": True},
-    "paper": {"network_mode": "eval", "steps": 200_000, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3,
-              "hr_size": 288, "lr_pipeline": "authors", "crop": None, "train_limit": 10_000, "val_images": 100,
-              "val_crop": None, "eval_every": 2_500, "test_sets": ["set5", "set14", "bsd100"],
-              "test_sizes": [None, 288], "test_limit": None, "channels": 64, "residual": False,
-              "normalization": "none", "lockstep": True},
 }
+
+# The study's protocol (the authors' code; Study.budget): every setting the trainer reads.
+PAPER_BUDGET = {"network_mode": "eval", "steps": 200_000, "epochs": None, "warm_steps": 0, "batch_size": 4, "lr": 1e-3,
+                "hr_size": 288, "lr_pipeline": "authors", "crop": None, "train_limit": 10_000, "val_images": 100,
+                "val_crop": None, "eval_every": 2_500, "test_sets": ["set5", "set14", "bsd100"],
+                "test_sizes": [None, 288], "test_limit": None, "channels": 64, "residual": False,
+                "normalization": "none", "lockstep": True}
 
 PROTOCOL = (
     Deviation(NAME, "network_mode", "-", "eval mode: the loss network is not a submodule of the trained generator "
@@ -135,7 +130,7 @@ class TransformNetSR(nn.Module):
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         out = self.head(self.body(lr))
-        return upscale_bicubic(lr, clamp=False) + out if self.residual else (torch.tanh(out) + 1) / 2
+        return datasets.upscale_bicubic(lr, clamp=False) + out if self.residual else (torch.tanh(out) + 1) / 2
 
 
 def generator(settings: dict, dataset: str | None = None) -> TransformNetSR:
@@ -151,9 +146,6 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
 def lpips_metric(device: torch.device) -> tuple[nn.Module | None, str]:
     """LPIPS (alex, lin) on [0, 1] images, or None and why when its AlexNet ImageNet weights
     cannot be had (offline, not cached)."""
-    from ..errors import UnavailableError
-    from ..loss import PerceptualLoss
-
     try:
         return PerceptualLoss.lpips("alex", input_range=(0, 1), reduction="none").to(device), "LPIPS alex v0.1"
     except UnavailableError as err:
@@ -171,9 +163,9 @@ def score(upscale, pairs: list[tuple[torch.Tensor, torch.Tensor]], device: torch
             lr, hr = lr[None].to(device), hr[None].to(device)
             raw = upscale(lr).float().clamp(0, 1)
             sr = quantize(raw)
-            out["psnr"].append(psnr_y(sr, hr, BORDER).item())
-            out["ssim"].append(float(ssim_y(sr, hr, BORDER)[0]))
-            for metric, value in authors_sr_scores(raw, hr).items():
+            out["psnr"].append(metrics.psnr_y(sr, hr, BORDER).item())
+            out["ssim"].append(float(metrics.ssim_y(sr, hr, BORDER)[0]))
+            for metric, value in metrics.authors_sr_scores(raw, hr).items():
                 out.setdefault(metric, []).append(value)
             if lpips_fn is not None:
                 out.setdefault("lpips", []).append(lpips_fn(sr, hr).item())
@@ -184,13 +176,13 @@ def split_name(name: str, size: int | None) -> str:
     return name if size is None else f"{name}@{size}"
 
 
-REFERENCES = {"bicubic": upscale_bicubic,
+REFERENCES = {"bicubic": datasets.upscale_bicubic,
               "nearest": lambda lr: F.interpolate(lr, scale_factor=4, mode="nearest")}
 
 
 def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Task, dict]:
     s = settings
-    train = SRTrainSet(cfg.dataset, cfg.data_root, limit=s["train_limit"] + s["val_images"], seed=cfg.seed,
+    train = datasets.SRTrainSet(cfg.dataset, cfg.data_root, limit=s["train_limit"] + s["val_images"], seed=cfg.seed,
                        hr_size=s["hr_size"], pipeline=s["lr_pipeline"])
     n_train = len(train) - s["val_images"]
     if n_train < 1:
@@ -199,8 +191,8 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
     crop = s.get("crop") or s["hr_size"]
     val_lr, val_hr = lr_all[n_train:].float() / 255, hr_all[n_train:].float() / 255
     if s.get("val_crop"):
-        val_lr, val_hr = centre_crop_pair(val_lr, val_hr, s["val_crop"])
-    tests = {name: SRTestSet(name, cfg.data_root) for name in s["test_sets"]}
+        val_lr, val_hr = datasets.centre_crop_pair(val_lr, val_hr, s["val_crop"])
+    tests = {name: datasets.SRTestSet(name, cfg.data_root) for name in s["test_sets"]}
     pairs = {split_name(n, size): t.pairs(size, s["test_limit"]) for n, t in tests.items() for size in s["test_sizes"]}
     lpips_fn, lpips_note = lpips_metric(device)
 
@@ -208,15 +200,15 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
         idx = order().to(device)
         lr, hr = lr_all[idx].float() / 255, hr_all[idx].float() / 255
         if crop < s["hr_size"]:  # a random crop of HR and the LR pixels under it (4-pixel aligned)
-            corners = torch.randint(0, (s["hr_size"] - crop) // SCALE + 1, (2,), generator=generator) * SCALE
+            corners = torch.randint(0, (s["hr_size"] - crop) // datasets.SCALE + 1, (2,), generator=generator) * datasets.SCALE
             top, left = corners.tolist()
-            lr, hr = crop_pair(lr, hr, top, left, crop)
+            lr, hr = datasets.crop_pair(lr, hr, top, left, crop)
         return {"input": lr, "target": hr}
 
     def validate(model: nn.Module, _loss=None) -> float:
         model.eval()
         with torch.no_grad():
-            return psnr_y(model(val_lr).float(), val_hr, BORDER).mean().item()
+            return metrics.psnr_y(model(val_lr).float(), val_hr, BORDER).mean().item()
 
     def test(model: nn.Module, point: str | None, alias: str) -> tuple[list[dict], dict]:
         model.eval()
@@ -236,7 +228,7 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
                 pixel_loss=lambda outputs, b: F.mse_loss(outputs[0], b["target"]), test=test, validate=validate,
                 normalization=s["normalization"])
     fields = {"references": references,
-              "examples": {"reference": {"lr": to_uint8(lr), "bicubic": to_uint8(upscale_bicubic(lr[None])[0]),
+              "examples": {"reference": {"lr": to_uint8(lr), "bicubic": to_uint8(datasets.upscale_bicubic(lr[None])[0]),
                                          "nearest": to_uint8(REFERENCES["nearest"](lr[None])[0]),
                                          "hr": to_uint8(hr)}},
               "data": {"train_images": n_train, "val_images": s["val_images"],
@@ -249,11 +241,11 @@ def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Ta
 EXAMPLE_CROP = 128  # HR pixels of the example region
 
 
-def example_pair(tests: dict[str, SRTestSet]) -> tuple[torch.Tensor, torch.Tensor]:
+def example_pair(tests: dict[str, datasets.SRTestSet]) -> tuple[torch.Tensor, torch.Tensor]:
     """The example region shown in figures: the centre 128 x 128 HR pixels of the first image
     of the first test set (Set5's baby), and the LR pixels under them."""
     lr, hr = next(iter(tests.values()))[0]
-    return centre_crop_pair(lr, hr, EXAMPLE_CROP)
+    return datasets.centre_crop_pair(lr, hr, EXAMPLE_CROP)
 
 
 def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | None = None) -> tuple[dict, dict]:
@@ -268,7 +260,7 @@ def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | Non
 def learning_checks(table, references) -> list[Check]:
     """The pixel-MSE control reaches bicubic - 0.5 dB on Set5; every perceptual model beats
     nearest-neighbour upscaling on Set5 in every seed."""
-    from ..analysis import learning_check, per_seed, reference_value
+    from ..benchmark import learning_check, per_seed, reference_value
 
     ok = table[table["status"] == "ok"]
     base = ok["network"] == BASELINE
@@ -293,7 +285,7 @@ def example_figures(reference: dict, outputs: list[tuple[str, torch.Tensor]]) ->
     """LR (shown x4 nearest), bicubic, each output, HR: the example region."""
     from IPython.display import Markdown
 
-    from ..figures import image_grid
+    from ..benchmark import image_grid
 
     lr_big = F.interpolate(reference["lr"][None].float(), scale_factor=4, mode="nearest")[0].byte()
     return [image_grid([lr_big, reference["bicubic"], *[o for _, o in outputs], reference["hr"]],
@@ -312,9 +304,9 @@ BENCHMARK = Benchmark(
     budgets=BUDGETS,
     run=run, primary=Metric("psnr", ("set5", "set14", "bsd100"),
                             "PSNR (dB, Y) at full resolution, mean of the test sets run"),
-    output_key="sr", example_figures=example_figures, learning_checks=learning_checks, protocol=PROTOCOL,
-    baseline_label="pixel-MSE training",
-    step_cost_overrides={"train_limit": 8, "val_images": 1, "test_limit": 1, "test_sets": ["set5"],
-                         "test_sizes": [None], "eval_every": 10_000},
-    model=generator,
+    output_key="sr", example_figures=example_figures, learning_checks=learning_checks,
+    baseline_label="pixel-MSE training", model=generator,
+    study=Study(budget=PAPER_BUDGET, authors_script="super_res/train.py", protocol=PROTOCOL,
+                step_cost_overrides={"train_limit": 8, "val_images": 1, "test_limit": 1, "test_sets": ["set5"],
+                                     "test_sizes": [None], "eval_every": 10_000}),
 )

@@ -14,17 +14,10 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from ..benchmark import Benchmark, Check, DataSet, Metric, ReferenceFigure
-from ..config import BASELINE, CellConfig, steps_per_epoch, training_steps
-from ..datasets import (JND_VAL, TWOAFC_TRAIN, TWOAFC_VAL, TwoAFC, bapps_2afc, bapps_jnd, equal_mse_2afc,
-                        nights_2afc, severity_2afc)
-from ..loss import PerceptualLoss, feature_distance_map, unit_normalize
-from ..metrics import jnd_map, twoafc_score
-from ..networks import fixed_input_size
-from ..protocol import Deviation
-from ..results import make_record, row
-from .common import CellCheckpoint, NetworkBuffers, alias_of, pick_device, seed_everything
-from .loop import BatchOrder, FitCheckpoint, Trainee, fit
+from ..benchmark import (BASELINE, BatchOrder, Benchmark, CellCheckpoint, CellConfig, Check, DataSet, Deviation,
+                         FitCheckpoint, Metric, NetworkBuffers, PerceptualLoss, ReferenceFigure, Study, Trainee,
+                         alias_of, datasets, feature_distance_map, fit, fixed_input_size, make_record, metrics,
+                         pick_device, row, seed_everything, steps_per_epoch, training_steps, unit_normalize)
 
 
 NAME = "similarity"
@@ -39,9 +32,11 @@ BUDGETS = {
               "synthetic_n": 30},
     "offline": {"network_mode": "train", "steps": 60, "epochs": None, "batch_size": 50, "lr": 1e-2,
                 "eval_limit": None, "synthetic_n": 200},
-    "paper": {"network_mode": "train", "steps": None, "epochs": 10, "batch_size": 256, "lr": 1e-3, "eval_limit": None,
-              "synthetic_n": 500},
 }
+
+# The study's protocol (the authors' code; Study.budget): every setting the trainer reads.
+PAPER_BUDGET = {"network_mode": "train", "steps": None, "epochs": 10, "batch_size": 256, "lr": 1e-3, "eval_limit": None,
+                "synthetic_n": 500}
 
 PROTOCOL = (
     Deviation(NAME, "epochs", "10 epochs (5 constant + 5 linear decay)", "max_epochs=10, constant then linear decay (perceptual_metric/experiment.py)",
@@ -87,17 +82,17 @@ class RankingNet(nn.Module):
         return self.net(x).view(-1)
 
 
-def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[TwoAFC]]:
+def _data(cfg: CellConfig, settings: dict) -> tuple[dict, dict, list[datasets.TwoAFC]]:
     """(val 2AFC by split, JND by split, train 2AFC sets)."""
     if cfg.dataset == "bapps":
-        val = {s: bapps_2afc("val", s, cfg.data_root) for s in TWOAFC_VAL}
-        jnd = {s: bapps_jnd(s, cfg.data_root) for s in JND_VAL}
-        train = [bapps_2afc("train", s, cfg.data_root) for s in TWOAFC_TRAIN]
+        val = {s: datasets.bapps_2afc("val", s, cfg.data_root) for s in datasets.TWOAFC_VAL}
+        jnd = {s: datasets.bapps_jnd(s, cfg.data_root) for s in datasets.JND_VAL}
+        train = [datasets.bapps_2afc("train", s, cfg.data_root) for s in datasets.TWOAFC_TRAIN]
     elif cfg.dataset == "nights":  # DreamSim's 2AFC on its val and test splits; lin learns from train
-        val, jnd = {s: nights_2afc(s, cfg.data_root) for s in ("val", "test")}, {}
-        train = [nights_2afc("train", cfg.data_root)]
+        val, jnd = {s: datasets.nights_2afc(s, cfg.data_root) for s in ("val", "test")}, {}
+        train = [datasets.nights_2afc("train", cfg.data_root)]
     else:  # the generated sets (CellConfig checked the name): seed 0 to score, seed 1 to calibrate
-        make = {"severity": severity_2afc, "equal_mse": equal_mse_2afc}[cfg.dataset]
+        make = {"severity": datasets.severity_2afc, "equal_mse": datasets.equal_mse_2afc}[cfg.dataset]
         n = settings["synthetic_n"]
         val, jnd = make(cfg.data_root, n, seed=0), {}
         train = list(make(cfg.data_root, n, seed=1).values())
@@ -149,18 +144,18 @@ def _pair_distances(dist: Distances, stacks: list[torch.Tensor], pairs: list[tup
     return {key: torch.cat(v) for key, v in parts.items()}
 
 
-def _score_2afc(dist: Distances, data: TwoAFC, n_points: int, variants: dict, batch: int,
+def _score_2afc(dist: Distances, data: datasets.TwoAFC, n_points: int, variants: dict, batch: int,
                 limit: int | None) -> tuple[dict[str, list[float]], list[torch.Tensor]]:
     """({variant: 2AFC score per point}, per point the uncalibrated choice of each triplet:
     True where p0 is nearer) of one 2AFC split."""
     t = data.tensors()
     n = len(data) if limit is None else min(limit, len(data))
     d = _pair_distances(dist, [t["ref"], t["p0"], t["p1"]], [(0, 1), (0, 2)], variants, batch, n)
-    scores = {v: [twoafc_score(d[v, i, 0], d[v, i, 1], t["judge"][:n]) for i in range(n_points)] for v in variants}
+    scores = {v: [metrics.twoafc_score(d[v, i, 0], d[v, i, 1], t["judge"][:n]) for i in range(n_points)] for v in variants}
     return scores, [d["2afc", i, 0] < d["2afc", i, 1] for i in range(n_points)] if "2afc" in variants else []
 
 
-def ssim_2afc(data: TwoAFC) -> float:
+def ssim_2afc(data: datasets.TwoAFC) -> float:
     """The 2AFC score of SSIM (scikit-image, Gaussian window, on each channel) as a distance
     (1 - SSIM): the classical reference."""
     from skimage.metrics import structural_similarity
@@ -173,7 +168,7 @@ def ssim_2afc(data: TwoAFC) -> float:
                                                        use_sample_covariance=False, data_range=255)
                              for x, y in zip(a, b)])
 
-    return twoafc_score(distance(ref, p0), distance(ref, p1), t["judge"])
+    return metrics.twoafc_score(distance(ref, p0), distance(ref, p1), t["judge"])
 
 
 def _score_jnd(dist: Distances, jnd: dict, n_points: int, variants: dict, batch: int,
@@ -190,7 +185,7 @@ def _score_jnd(dist: Distances, jnd: dict, n_points: int, variants: dict, batch:
     if len(jnd) > 1:
         distances["pooled"] = {k: torch.cat([distances[s][k] for s in jnd]) for k in distances[next(iter(jnd))]}
         same["pooled"] = torch.cat([same[s] for s in jnd])
-    return {split: {v: [jnd_map(distances[split][v, i], same[split]) for i in range(n_points)] for v in variants}
+    return {split: {v: [metrics.jnd_map(distances[split][v, i], same[split]) for i in range(n_points)] for v in variants}
             for split in distances}
 
 
@@ -230,7 +225,7 @@ class TripletSampler:
     """Triplet batches across several 2AFC sets, shuffled each epoch and drawn without
     replacement (the last incomplete batch of an epoch is skipped); resumable."""
 
-    def __init__(self, sets: list[TwoAFC], batch: int, generator: torch.Generator):
+    def __init__(self, sets: list[datasets.TwoAFC], batch: int, generator: torch.Generator):
         self.tensors = [d.tensors() for d in sets]
         sizes = torch.tensor([len(d) for d in sets])
         self.total, self.batch = int(sizes.sum()), batch
@@ -261,7 +256,7 @@ def epoch_schedule(epoch: int, epochs: int) -> float:
     return 1.0 if epoch < half else 1.0 - (epoch - half) / max(1, epochs - half)
 
 
-def train_lin(dist: Distances, train: list[TwoAFC], settings: dict, gen: torch.Generator,
+def train_lin(dist: Distances, train: list[datasets.TwoAFC], settings: dict, gen: torch.Generator,
               progress: bool = True, checkpoint: FitCheckpoint | None = None) -> tuple[list[torch.Tensor], dict]:
     """LPIPS 'lin' as the study's code trains it (:class:`LinCalibration`): a ranking net per
     point on BCE against the judgement, Adam(lr, betas=(0.5, 0.999)), the learning-rate factor
@@ -384,7 +379,7 @@ def learning_checks(table, references) -> list[Check]:
     construction), and every ImageNet loss network scores inside ``GRADED_RANGE`` (the set is
     neither saturated nor impossible, so points can be told apart). Checks of the set, not of a
     training."""
-    from ..analysis import learning_check, per_seed
+    from ..benchmark import learning_check, per_seed
 
     ok = table[(table["status"] == "ok") & (table["metric"] == "2afc") & (table["split"] == "mean")
                & (table["dataset"] == "equal_mse")]
@@ -413,7 +408,7 @@ def example_figures(reference: dict, outputs: list[tuple[str, dict]], limit: int
     baseline's is pixel L2's) and the answer."""
     from IPython.display import Markdown
 
-    from ..figures import image_grid
+    from ..benchmark import image_grid
 
     triplets = reference.get("triplets", {})
     out = []
@@ -435,6 +430,28 @@ def example_figures(reference: dict, outputs: list[tuple[str, dict]], limit: int
     return out or [Markdown(f"The networks agree on each of the first {SHOWN_TRIPLETS} triplets of every split.")]
 
 
+# Published figures (../shared/paper/NOTES.md and the sources named), comparable only for the same configuration
+REFERENCE_FIGURES = tuple(
+    ReferenceFigure("2afc", split, network, point, "imagenet", "bapps", "paper", value,
+                    "third-party BAPPS 2AFC, uncalibrated", scale=100)
+    for network, point, figures in (("vgg11", "features.19", {"cnn": 81.4, "color": 62.0, "traditional": 76.1}),
+                                    ("vgg16", "features.29", {"cnn": 80.3, "color": 60.8, "traditional": 75.0}))
+    for split, value in figures.items()) + tuple(
+    ReferenceFigure("2afc_lin", split, "alexnet", None, "imagenet", "bapps", "paper", value,
+                    "LPIPS alex-lin, Zhang et al. 2018 (second-hand, ../shared/paper/NOTES.md)", scale=100,
+                    differs="LPIPS's 5 AlexNet layers in one distance; cells here score one point at a time")
+    for split, value in {"cnn": 82.1, "traditional": 73.2, "color": 61.5, "deblur": 59.4, "frameinterp": 62.2,
+                         "superres": 69.5}.items()) + tuple(
+    ReferenceFigure("2afc", split, f"DreamSim {model}", None, "nights", "nights", "paper", value,
+                    "DreamSim README, NIGHTS performance table (github.com/ssundaram21/dreamsim)", scale=100,
+                    differs="DreamSim's model fine-tuned on NIGHTS's train split (1 - cosine of its embedding), "
+                            "not a frozen backbone")
+    for model, figures in (("ensemble", {"val": 96.9, "test": 96.2}), ("dino_vitb16", {"val": 95.6, "test": 94.8}),
+                           ("open_clip_vitb32", {"val": 95.6, "test": 95.3}),
+                           ("clip_vitb32", {"val": 94.9, "test": 93.6}),
+                           ("dinov2_vitb14", {"val": 94.9, "test": 95.0}))
+    for split, value in figures.items())
+
 BENCHMARK = Benchmark(
     name=NAME, title="Perceptual similarity",
     description="Scores one loss network's extraction points as perceptual distances: uncalibrated (unit-normalised "
@@ -443,27 +460,9 @@ BENCHMARK = Benchmark(
                 "unweighted mean; JND mAP where the data has JND pairs. The baseline is the pixel L2 distance.",
     datasets=DATASETS, default_dataset="equal_mse", budgets=BUDGETS, run=run,
     primary=Metric("2afc", ("mean",), "2AFC score (uncalibrated), mean over splits"),
-    output_key="decisions", example_figures=example_figures, learning_checks=learning_checks, protocol=PROTOCOL,
-    trains_per_point=False, paper_training_items=151_400, baseline_label="pixel L2 distance",
-    step_cost_overrides={"synthetic_n": 100, "eval_limit": 20},
-    reference_figures=tuple(
-        ReferenceFigure("2afc", split, network, point, "imagenet", "bapps", "paper", value,
-                        "third-party BAPPS 2AFC, uncalibrated", scale=100)
-        for network, point, figures in (("vgg11", "features.19", {"cnn": 81.4, "color": 62.0, "traditional": 76.1}),
-                                        ("vgg16", "features.29", {"cnn": 80.3, "color": 60.8, "traditional": 75.0}))
-        for split, value in figures.items()) + tuple(
-        ReferenceFigure("2afc_lin", split, "alexnet", None, "imagenet", "bapps", "paper", value,
-                        "LPIPS alex-lin, Zhang et al. 2018 (second-hand, ../shared/paper/NOTES.md)", scale=100,
-                        differs="LPIPS's 5 AlexNet layers in one distance; cells here score one point at a time")
-        for split, value in {"cnn": 82.1, "traditional": 73.2, "color": 61.5, "deblur": 59.4, "frameinterp": 62.2,
-                             "superres": 69.5}.items()) + tuple(
-        ReferenceFigure("2afc", split, f"DreamSim {model}", None, "nights", "nights", "paper", value,
-                        "DreamSim README, NIGHTS performance table (github.com/ssundaram21/dreamsim)", scale=100,
-                        differs="DreamSim's model fine-tuned on NIGHTS's train split (1 - cosine of its embedding), "
-                                "not a frozen backbone")
-        for model, figures in (("ensemble", {"val": 96.9, "test": 96.2}), ("dino_vitb16", {"val": 95.6, "test": 94.8}),
-                               ("open_clip_vitb32", {"val": 95.6, "test": 95.3}),
-                               ("clip_vitb32", {"val": 94.9, "test": 93.6}),
-                               ("dinov2_vitb14", {"val": 94.9, "test": 95.0}))
-        for split, value in figures.items()),
+    output_key="decisions", example_figures=example_figures, learning_checks=learning_checks,
+    trains_per_point=False, baseline_label="pixel L2 distance",
+    study=Study(budget=PAPER_BUDGET, authors_script="perceptual_metric/experiment.py", protocol=PROTOCOL,
+                reference_figures=REFERENCE_FIGURES, training_items=151_400,
+                step_cost_overrides={"synthetic_n": 100, "eval_limit": 20}),
 )

@@ -13,13 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmark import Benchmark, Check, DataSet, Metric
-from ..config import BASELINE, CellConfig
-from ..datasets import autoencoder_dataset
-from ..errors import DplError
-from ..protocol import Deviation
-from ..results import row
-from .points import Task, to_uint8, train_and_test
+from ..benchmark import (BASELINE, Benchmark, CellConfig, Check, DataSet, Deviation, DplError, Metric, Study, Task,
+                         datasets, row, to_uint8, train_and_test)
 
 NAME = "autoencoding"
 DATASETS = (DataSet("svhn", "SVHN", "study", "real photos of house numbers"),
@@ -39,13 +34,15 @@ BUDGETS = {
                 "probe_epochs": 40, "probe_batch": None, "probe_lr": 1e-2, "probe_patience": 10, "probe_loss": "ce",
                 "probe_holdout": 0.1, "probe_input": "raw", "probe_activation": "leaky_relu",
                 "probe_select_by": "loss", "pca_reference": True, "lockstep": True, "model": "padded"},
-    "paper": {"network_mode": "train", "steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3,
-              "train_split": "study", "train_limit": None, "test_limit": None, "pad": "reflect",
-              "normalization": "none", "loss_size": None, "val_fraction": 0.2, "eval_every": 1, "patience": 10,
-              "probe_epochs": 500, "probe_batch": 256, "probe_lr": 1e-3, "probe_patience": 25, "probe_loss": "mse",
-              "probe_holdout": 0.2, "probe_input": "raw", "probe_activation": "leaky_relu", "probe_select_by": "loss",
-              "pca_reference": True, "lockstep": True, "model": "authors"},
 }
+
+# The study's protocol (the authors' code; Study.budget): every setting the trainer reads.
+PAPER_BUDGET = {"network_mode": "train", "steps": None, "epochs": 50, "warm_steps": 0, "batch_size": 256, "lr": 1e-3,
+                "train_split": "study", "train_limit": None, "test_limit": None, "pad": "reflect",
+                "normalization": "none", "loss_size": None, "val_fraction": 0.2, "eval_every": 1, "patience": 10,
+                "probe_epochs": 500, "probe_batch": 256, "probe_lr": 1e-3, "probe_patience": 25, "probe_loss": "mse",
+                "probe_holdout": 0.2, "probe_input": "raw", "probe_activation": "leaky_relu", "probe_select_by": "loss",
+                "pca_reference": True, "lockstep": True, "model": "authors"}
 
 PROTOCOL = (
     Deviation(NAME, "epochs", "<= 50 epochs", "50, early stopping", 50, "same; offline: 60 fine-tuning steps after the warm start"),
@@ -284,9 +281,9 @@ def encode(model: nn.Module, x: torch.Tensor, device: torch.device, fn: Callable
 def make_task(cfg: CellConfig, settings: dict, device: torch.device) -> tuple[Task, dict]:
     s = settings
     split = STUDY_TRAIN_SPLIT[cfg.dataset] if s["train_split"] == "study" else s["train_split"]
-    ae_x = autoencoder_dataset(cfg.dataset, split, cfg.data_root, s["train_limit"], s["pad"]).tensors[0]
-    probe_x, probe_y = autoencoder_dataset(cfg.dataset, "train", cfg.data_root, s["train_limit"], s["pad"]).tensors
-    test_x, test_y = autoencoder_dataset(cfg.dataset, "test", cfg.data_root, s["test_limit"], s["pad"]).tensors
+    ae_x = datasets.autoencoder_dataset(cfg.dataset, split, cfg.data_root, s["train_limit"], s["pad"]).tensors[0]
+    probe_x, probe_y = datasets.autoencoder_dataset(cfg.dataset, "train", cfg.data_root, s["train_limit"], s["pad"]).tensors
+    test_x, test_y = datasets.autoencoder_dataset(cfg.dataset, "test", cfg.data_root, s["test_limit"], s["pad"]).tensors
     held = torch.rand(len(ae_x), generator=torch.Generator().manual_seed(cfg.seed)) < s["val_fraction"]
     train_x, val_x = ae_x[~held].to(device), ae_x[held].to(device)
     size = ae_x.shape[-1]
@@ -346,7 +343,7 @@ def run(cfg: CellConfig | dict, progress: bool = True, checkpoint_dir: str | Non
 
 def learning_checks(table, references) -> list[Check]:
     """The pixel-MSE control's embedding is at least as useful as PCA-64 of the pixels (- 0.02)."""
-    from ..analysis import learning_check, per_seed, reference_value
+    from ..benchmark import learning_check, per_seed, reference_value
 
     ok = table[(table["status"] == "ok") & (table["network"] == BASELINE) & (table["metric"] == "probe_accuracy")
                & (table["split"] == "mean")]
@@ -356,7 +353,7 @@ def learning_checks(table, references) -> list[Check]:
 
 def example_figures(reference: dict, outputs: list[tuple[str, torch.Tensor]]) -> list:
     """The originals, then each output's reconstructions, one row each."""
-    from ..figures import image_grid
+    from ..benchmark import image_grid
 
     rows = [image_grid(list(reference["original"]), ["original"] * len(reference["original"]), height=64)]
     return rows + [image_grid(list(o), [t] * len(o), height=64) for t, o in outputs]
@@ -370,9 +367,12 @@ BENCHMARK = Benchmark(
     datasets=DATASETS, default_dataset="cifar10", budgets=BUDGETS, run=run,
     primary=Metric("probe_accuracy", ("mean",), "probe accuracy, mean of 7 MLP shapes"),
     output_key="reconstruction", example_figures=example_figures, learning_checks=learning_checks,
-    protocol=PROTOCOL, paper_training_items=531_131 * 4 // 5, baseline_label="pixel-MSE training", model=autoencoder,
-    # measuring on CIFAR-10 fed to the loss network at 64 px, as SVHN is padded to 64 px
-    # (the padded autoencoder: the authors' takes 64 + 16n px; the loss network dominates the step)
-    step_cost_overrides={"train_limit": 1024, "test_limit": 64, "probe_epochs": 1, "train_split": "train",
-                         "loss_size": 64, "val_fraction": 0.0, "patience": None, "model": "padded"},
+    baseline_label="pixel-MSE training", model=autoencoder,
+    study=Study(
+        budget=PAPER_BUDGET, authors_script="perceptual_autoencoders/experiment.py", protocol=PROTOCOL,
+        training_items=531_131 * 4 // 5,
+        # measuring on CIFAR-10 fed to the loss network at 64 px, as SVHN is padded to 64 px
+        # (the padded autoencoder: the authors' takes 64 + 16n px; the loss network dominates the step)
+        step_cost_overrides={"train_limit": 1024, "test_limit": 64, "probe_epochs": 1, "train_split": "train",
+                             "loss_size": 64, "val_fraction": 0.0, "patience": None, "model": "padded"}),
 )
