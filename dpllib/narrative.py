@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from .analysis import MIN_NETWORKS, exclusions, loss_networks, ranks
-from .registry import benchmarks, get_benchmark
 from .catalog import STUDY_POINTS
 from .config import BASELINE, CellConfig, entry_weights, preset_datasets
 from .errors import DplError
 from .names import YOURS_MARK, short_name, shown_names, shown_weights
+from .registry import benchmarks, get_benchmark
 
 
 def data_label(benchmark: str, dataset: str) -> str:
@@ -30,11 +30,12 @@ def evidence(table: pd.DataFrame, benchmark: str) -> str:
     sub = table[table["benchmark"] == benchmark]
     nets = sorted(n for n in sub["network"].dropna().unique() if n != BASELINE)
     study = [n for n in nets if n in STUDY_POINTS]
+    descriptor = get_benchmark(benchmark)
     if study and len(study) == len(nets):
         who = f"{len(nets)} of the study's networks" if len(nets) < len(STUDY_POINTS) else "the study's networks"
-    else:
-        who = ", ".join(short_name(n) for n in nets) + (" (stand-ins for the study's networks)" if not study else "")
-    descriptor = get_benchmark(benchmark)
+    else:  # stand-ins only where the use case is the study's
+        stand_ins = not study and descriptor.study is not None
+        who = ", ".join(short_name(n) for n in nets) + (" (stand-ins for the study's networks)" if stand_ins else "")
     data = []
     for d in sorted(sub["dataset"].dropna().unique()):
         ds = descriptor.dataset(d)
@@ -258,6 +259,31 @@ def yours_line(table: pd.DataFrame) -> str | None:
             "conventions) use the preset's loss networks only, so the run's conclusions do not change with them.")
 
 
+def about(benchmark: str, table: pd.DataFrame) -> str:
+    """A chapter's opening, from the use case's descriptor: what is trained and scored, the score
+    and its direction, where the numbers come from, and, for a use case the study did not have,
+    that it is outside the study."""
+    descriptor = get_benchmark(benchmark)
+    better = "higher" if descriptor.primary.higher_is_better else "lower"
+    lines = [descriptor.description, f"**Score**: {descriptor.primary.label}; {better} is better.",
+             f"**Provenance**: {provenance(table)}."]
+    if descriptor.study is None:
+        lines.append(f"**Outside the study**: {OUTSIDE_STUDY}")
+    return "  \n".join(lines)
+
+
+OUTSIDE_STUDY = ("the study has no such use case, so it has no paper budget, no rows in the protocol table and "
+                 "no published figures to stand beside; its numbers are this project's own.")
+
+
+def learning_intro(benchmark: str) -> str:
+    """What a chapter's learning checks compare with: the use case's answers that need no learning."""
+    answers = get_benchmark(benchmark).no_learning
+    return ("A comparison of loss networks means something only if the models trained with them learned the task. "
+            f"These checks compare the controls with answers that need no learning{f' ({answers})' if answers else ''}; "
+            "the worst seed must pass.")
+
+
 def provenance(table: pd.DataFrame, benchmark: str | None = None) -> str:
     """One line: weights, data, budget, seeds and the dpllib code version(s) behind a table or
     figure; cells from other code than this checkout's are counted."""
@@ -344,17 +370,29 @@ def preset_networks(preset: dict) -> pd.DataFrame:
 
 
 def preset_benchmarks(preset: dict) -> pd.DataFrame:
-    """The preset's benchmarks: data, score and the budget settings each cell ran with."""
+    """The preset's benchmarks: data, score, whether the study had the use case, and the budget
+    settings each cell ran with."""
 
     rows = []
     for bench, dataset in preset_datasets(preset):
         settings = CellConfig(bench, BASELINE, dataset=dataset, budget=preset["budget"],
                               overrides=preset.get("overrides", {}).get(bench, {})).settings()
-        primary = get_benchmark(bench).primary
+        descriptor = get_benchmark(bench)
+        primary = descriptor.primary
         rows.append({"benchmark": bench, "data": data_label(bench, dataset),
                      "score": f"{primary.label} ({'higher' if primary.higher_is_better else 'lower'} is better)",
+                     "in the study": "yes" if descriptor.study else "no: outside the study",
                      "budget settings": ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)})
     return pd.DataFrame(rows)
+
+
+def outside_the_study(preset: dict) -> str | None:
+    """A line naming the preset's use cases the study did not have (they have no protocol rows);
+    None when it has none."""
+    outside = [get_benchmark(b).title for b, _ in preset_datasets(preset) if get_benchmark(b).study is None]
+    if not outside:
+        return None
+    return f"Outside the study, so without rows here: {', '.join(dict.fromkeys(outside))} ({OUTSIDE_STUDY})"
 
 
 def records_line(table: pd.DataFrame) -> str:

@@ -135,6 +135,7 @@ class Benchmark:
     output_key: str  # the example each trained point records
     example_figures: Callable[[dict, list[tuple[str, Any]]], list]
     learning_checks: Callable[[Any, Any], list] = lambda table, references: []
+    no_learning: str = ""  # the answers that need no learning its checks compare with, e.g. "the noisy input"
     study: Study | None = None
     trains_per_point: bool = True  # False: one training per cell (similarity's lin calibration)
     baseline_label: str = "baseline"  # what the control without a loss network is

@@ -81,7 +81,8 @@ def test_book_builds_and_renders_in_chromium(built_book, monkeypatch, tmp_path):
 def a_fifth_benchmark_went_from_preset_to_chapter(built_book):
     """The toy use case (a plugin, tests/toy_denoising.py) ran beside the fabricated ones: its
     cells ran through the grid (papermill kernels found the plugin), its table rows and learning
-    check are there, and its chapter is in the book with charts and example outputs."""
+    check are there, and its chapter is in the book with charts and example outputs, saying
+    that it is outside the study."""
     assert list(benchmarks())[-1] == "denoising"
     assert built_book.toy_outcome["ok"] == 4 and set(built_book.toy_outcome) == {"ok", "skipped"}  # the rest ran
     table = results.load_run(built_book.run).table
@@ -92,6 +93,14 @@ def a_fifth_benchmark_went_from_preset_to_chapter(built_book):
     page = (built_book.html / "chapters" / "denoising.html").read_text()
     assert "Denoising (toy)" in page and ".svg" in page and "data:image/png;base64" in page  # charts, outputs
     assert "chapters/denoising" in (built_book.book / "_toc.yml").read_text()
+    # what the chapters say about a use case comes from its descriptor: the plugin is outside the
+    # study (its chapter and the methods page say so; the study's chapters do not)
+    assert "Outside the study" in page and "answers that need no learning (the noisy input)" in page
+    assert "stand-ins for the study" not in page
+    methods = (built_book.html / "chapters" / "methods.html").read_text()
+    assert "Outside the study, so without rows here: Denoising (toy)" in methods
+    sr = (built_book.html / "chapters" / "super_resolution.html").read_text()
+    assert "Outside the study" not in sr and "need no learning (bicubic and nearest-neighbour upscaling)" in sr
 
 
 def analysis_notebooks_run_with_default_parameters(built_book, monkeypatch, tmp_path):

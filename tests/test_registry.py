@@ -49,3 +49,29 @@ def test_a_plugin_replaces_a_builtin_whichever_loads_first(monkeypatch, tmp_path
     assert get_benchmark("segmentation").title == "Segmentation (mine)"  # the built-in loaded now, and lost
     assert registry.BUILTIN["segmentation"] in registry._LOADED
     assert benchmarks()["segmentation"].title == "Segmentation (mine)"
+
+
+def test_a_use_case_outside_the_study_has_no_paper_budget(monkeypatch, data_env):
+    """The study is an optional layer: the toy plugin has no Study, so it has no paper budget (a
+    cell or a preset asking for one is told why), no protocol rows, and its chapter opening says
+    it is outside the study; a paper budget given outside a Study is refused."""
+    import dataclasses
+
+    import pandas as pd
+
+    from dpllib import narrative
+    from dpllib.config import CellConfig
+    from dpllib.protocol import deviations_table
+
+    use_benchmark_modules(monkeypatch, TOY)
+    toy = get_benchmark("denoising")
+    assert toy.study is None and "paper" not in toy.budgets and toy.protocol == ()
+    with pytest.raises(DplError, match="got 'paper'; denoising is outside the study, so it has no 'paper' budget"):
+        CellConfig.from_dict({"benchmark": "denoising", "network": "baseline", "dataset": "bsds500", "budget": "paper"})
+    assert "denoising" not in set(deviations_table()["benchmark"])
+    assert "**Outside the study**" in narrative.about("denoising", pd.DataFrame(columns=["benchmark"]))
+    assert "Outside the study" not in narrative.about("segmentation", pd.DataFrame(columns=["benchmark"]))
+    with pytest.raises(DplError, match="the 'paper' budget is the study's"):
+        dataclasses.replace(toy, budgets={**toy.budgets, "paper": {}})
+    study = get_benchmark("segmentation")
+    assert study.budgets["paper"] is study.study.budget

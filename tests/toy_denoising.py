@@ -85,4 +85,5 @@ BENCHMARK = Benchmark(
     datasets=(DataSet("bsds500", "BSDS500", "stand-in", "real photos"),), default_dataset="bsds500",
     budgets=BUDGETS, run=run, primary=Metric("psnr", ("test",), "PSNR (dB) of the denoised test crops"),
     output_key="denoised", example_figures=example_figures, learning_checks=learning_checks,
+    no_learning="the noisy input",
 )

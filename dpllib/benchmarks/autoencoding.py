@@ -367,6 +367,7 @@ BENCHMARK = Benchmark(
     datasets=DATASETS, default_dataset="cifar10", budgets=BUDGETS, run=run,
     primary=Metric("probe_accuracy", ("mean",), "probe accuracy, mean of 7 MLP shapes"),
     output_key="reconstruction", example_figures=example_figures, learning_checks=learning_checks,
+    no_learning="PCA of the pixels, 64 components",
     baseline_label="pixel-MSE training", model=autoencoder,
     study=Study(
         budget=PAPER_BUDGET, authors_script="perceptual_autoencoders/experiment.py", protocol=PROTOCOL,

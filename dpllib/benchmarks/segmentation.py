@@ -312,6 +312,7 @@ BENCHMARK = Benchmark(
     datasets=DATASETS, default_dataset="mass_roads", budgets=BUDGETS, run=run,
     primary=Metric("quality", ("test",), "road quality TP/(TP+FP+FN), pixel-exact"),
     output_key="prediction", example_figures=example_figures, learning_checks=learning_checks,
+    no_learning="the all-road answer",
     baseline_label="BCE only", model=lambda settings, dataset: UNet(),
     study=Study(
         budget=PAPER_BUDGET, authors_script="topology_aware_delineation/main.py", protocol=PROTOCOL,

@@ -461,6 +461,7 @@ BENCHMARK = Benchmark(
     datasets=DATASETS, default_dataset="equal_mse", budgets=BUDGETS, run=run,
     primary=Metric("2afc", ("mean",), "2AFC score (uncalibrated), mean over splits"),
     output_key="decisions", example_figures=example_figures, learning_checks=learning_checks,
+    no_learning="SSIM and the pixel L2 distance",
     trains_per_point=False, baseline_label="pixel L2 distance",
     study=Study(budget=PAPER_BUDGET, authors_script="perceptual_metric/experiment.py", protocol=PROTOCOL,
                 reference_figures=REFERENCE_FIGURES, training_items=151_400,

@@ -305,6 +305,7 @@ BENCHMARK = Benchmark(
     run=run, primary=Metric("psnr", ("set5", "set14", "bsd100"),
                             "PSNR (dB, Y) at full resolution, mean of the test sets run"),
     output_key="sr", example_figures=example_figures, learning_checks=learning_checks,
+    no_learning="bicubic and nearest-neighbour upscaling",
     baseline_label="pixel-MSE training", model=generator,
     study=Study(budget=PAPER_BUDGET, authors_script="super_res/train.py", protocol=PROTOCOL,
                 step_cost_overrides={"train_limit": 8, "val_images": 1, "test_limit": 1, "test_sets": ["set5"],
