@@ -672,6 +672,19 @@ def learning_check(benchmark: str, text: str, required: float, measured: pd.Seri
                  "" if met else why)
 
 
+def every_model_beats(benchmark: str, text: str, required: float, rows: pd.DataFrame, why: str = "") -> list[Check]:
+    """A check that every trained model (network, weights, point) of ``rows`` scores above
+    ``required`` in every seed (higher is better), naming the models that do not; no check when
+    ``rows`` has none."""
+    per_model = rows.groupby(["network", "weights", "alias"])["value"].agg(["mean", "min"])
+    if not len(per_model):
+        return []
+    failing = per_model[per_model["min"] <= required]
+    return [learning_check(benchmark, text, required, per_model["mean"], lambda v, r: v > r,
+                           mean=per_model["mean"].mean(), worst=per_model["min"].min(),
+                           failing=", ".join(f"{n} ({w}) {a}" for n, w, a in failing.index), why=why)]
+
+
 def learning_checks(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
     """Each benchmark's checks that its models learned (``Benchmark.learning_checks``): what is
     required, the value measured (mean over seeds), the worst seed (or model), whether it is met,

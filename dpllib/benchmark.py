@@ -12,8 +12,8 @@ needs from dpllib is here:
   (an example image), the cell's :class:`CellConfig` and :data:`BASELINE`;
 - the data: :class:`ImageCrops` (square crops of a data set's photos from the data root) and
   the ``datasets`` and ``metrics`` modules (the study's data sets and measures);
-- the book: :func:`learning_check`, :func:`per_seed`, :func:`reference_value` (learning checks)
-  and :func:`image_grid` (example figures).
+- the book: :func:`learning_check`, :func:`every_model_beats`, :func:`per_seed`,
+  :func:`reference_value` (learning checks) and :func:`image_grid` (example figures).
 
 Names that need torch (or the analysis stack) are imported on first use, so a descriptor that
 imports only the descriptor types loads no torch.
@@ -38,7 +38,7 @@ _LAZY = {
     **dict.fromkeys(("PerceptualLoss", "feature_distance_map", "unit_normalize"), "dpllib.loss"),
     **dict.fromkeys(("fixed_input_size",), "dpllib.networks"),
     **dict.fromkeys(("ImageCrops",), "dpllib.datasets"),
-    **dict.fromkeys(("learning_check", "per_seed", "reference_value"), "dpllib.analysis"),
+    **dict.fromkeys(("every_model_beats", "learning_check", "per_seed", "reference_value"), "dpllib.analysis"),
     **dict.fromkeys(("image_grid",), "dpllib.figures"),
 }
 _MODULES = {"datasets": "dpllib.datasets", "metrics": "dpllib.metrics"}

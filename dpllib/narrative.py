@@ -13,6 +13,7 @@ from .catalog import STUDY_POINTS
 from .config import BASELINE, CellConfig, entry_weights, preset_datasets
 from .errors import DplError
 from .names import YOURS_MARK, short_name, shown_names, shown_weights
+from .protocol import deviations_table
 from .registry import benchmarks, get_benchmark
 
 
@@ -33,9 +34,10 @@ def evidence(table: pd.DataFrame, benchmark: str) -> str:
     descriptor = get_benchmark(benchmark)
     if study and len(study) == len(nets):
         who = f"{len(nets)} of the study's networks" if len(nets) < len(STUDY_POINTS) else "the study's networks"
-    else:  # stand-ins only where the use case is the study's
+    else:  # stand-ins only where the use case is the study's; the user's networks marked
         stand_ins = not study and descriptor.study is not None
-        who = ", ".join(short_name(n) for n in nets) + (" (stand-ins for the study's networks)" if stand_ins else "")
+        shown = sub[sub["network"] != BASELINE].drop_duplicates("network").sort_values("network")
+        who = ", ".join(shown_names(shown)) + (" (stand-ins for the study's networks)" if stand_ins else "")
     data = []
     for d in sorted(sub["dataset"].dropna().unique()):
         ds = descriptor.dataset(d)
@@ -393,6 +395,18 @@ def outside_the_study(preset: dict) -> str | None:
     if not outside:
         return None
     return f"Outside the study, so without rows here: {', '.join(dict.fromkeys(outside))} ({OUTSIDE_STUDY})"
+
+
+def protocol_sections(preset: dict) -> list[tuple[str, pd.DataFrame]]:
+    """The protocol table (:func:`dpllib.protocol.deviations_table`) in sections, one per use case
+    of the study the preset runs, then the rows common to all of them (none when it runs no use
+    case of the study)."""
+    ran = {b for b, _ in preset_datasets(preset) if get_benchmark(b).study is not None}
+    if not ran:
+        return []
+    table = deviations_table()
+    return [(bench, rows.drop(columns="benchmark")) for bench, rows in table.groupby("benchmark", sort=False)
+            if bench in ran or bench == "all"]
 
 
 def records_line(table: pd.DataFrame) -> str:

@@ -26,7 +26,8 @@ from .errors import DplError, close_matches
 
 # The built-in benchmarks, in the book's order: {name: module defining BENCHMARK of that name}.
 BUILTIN = {"similarity": "dpllib.benchmarks.similarity", "super_resolution": "dpllib.benchmarks.super_resolution",
-           "segmentation": "dpllib.benchmarks.segmentation", "autoencoding": "dpllib.benchmarks.autoencoding"}
+           "segmentation": "dpllib.benchmarks.segmentation", "autoencoding": "dpllib.benchmarks.autoencoding",
+           "denoising": "dpllib.benchmarks.denoising"}
 PLUGINS_ENV = "DPL_BENCHMARKS"  # more benchmark modules, comma-separated
 PAPER = "paper"  # the budget of the study's protocol (a Study's)
 

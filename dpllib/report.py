@@ -30,7 +30,7 @@ from .paths import preset_results_dir, resource, source_checkout
 from .results import read_manifest, source_digest
 
 MATHJAX_PACKAGE = "mathjax@3"
-BOOK_PAGES = ("intro", "reproduce")  # written pages of the book's sources: first and last
+BOOK_PAGES = ("intro", "reproduce", "add_a_use_case")  # written pages of the book's sources: the first, then after the chapters
 
 
 def chapters(results_dir: Path) -> dict[str, tuple[str, dict, str | None]]:
@@ -55,7 +55,7 @@ def chapters(results_dir: Path) -> dict[str, tuple[str, dict, str | None]]:
 
 
 def write_toc(book_dir: Path, names: list[str]) -> Path:
-    """The book's ``_toc.yml``: the intro, the chapters, the reproduce page."""
+    """The book's ``_toc.yml``: the intro, the chapters, the reproduce and add-a-use-case pages."""
     toc = {"format": "jb-book", "root": BOOK_PAGES[0],
            "chapters": [{"file": f"chapters/{n}"} for n in names] + [{"file": p} for p in BOOK_PAGES[1:]]}
     return atomic_write(book_dir / "_toc.yml", "# written by dpllib.report from the run's benchmarks\n"

@@ -21,7 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-TOY = "tests.toy_denoising"  # a fifth use case, defined in the tests only
+MINE = "my_denoising"  # a use case of your own: a copy of the denoising module (book page "Add your own use case")
 
 warnings.filterwarnings("ignore", message=".*pretrained.*", category=UserWarning)
 
@@ -101,6 +101,24 @@ def use_benchmark_modules(monkeypatch: pytest.MonkeyPatch, *modules: str) -> Non
     monkeypatch.setattr(registry, "_FROM_PLUGINS", set(registry._FROM_PLUGINS))
 
 
+def add_your_own_use_case(monkeypatch: pytest.MonkeyPatch, folder: Path, name: str = MINE) -> str:
+    """The book page "Add your own use case" (book/add_a_use_case.md), step by step: copy the
+    denoising module into a folder of your own, give the copy its own name and title, and name
+    the module in $DPL_BENCHMARKS with its folder on PYTHONPATH (notebook kernels, subprocesses
+    and Slurm jobs inherit both). Returns the use case's name."""
+    import dpllib.benchmarks.denoising as example
+
+    source = Path(example.__file__).read_text()
+    assert 'NAME = "denoising"' in source and 'title="Denoising"' in source  # what the page says to change
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(source.replace('NAME = "denoising"', f'NAME = "{name}"')
+                                       .replace('title="Denoising"', 'title="Denoising (mine)"'))
+    monkeypatch.syspath_prepend(str(folder))
+    use_benchmark_modules(monkeypatch, name)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]))
+    return name
+
+
 @pytest.fixture()
 def instant(monkeypatch, data_env):
     """The test-only instant benchmark (tests/instant.py) registered for one test, with the
@@ -166,16 +184,17 @@ def dpl(*args: str, timeout: int = 900, **kwargs) -> subprocess.CompletedProcess
                           **kwargs)
 
 
-def _add_toy_benchmark(run: Path) -> None:
-    """Add the toy denoising use case to the run's preset (EfficientNet-Lite0 at two points
-    and the baseline; the fabricated networks limited to the fabricated benchmarks)."""
+def _add_your_use_case(run: Path) -> None:
+    """Add your own use case (a copy of denoising, :func:`add_your_own_use_case`) to the run's
+    preset at the smoke budget (EfficientNet-Lite0 at two points and the baseline; the
+    fabricated networks limited to the fabricated benchmarks)."""
     preset_file = run / "preset.yaml"
     preset = yaml.safe_load(preset_file.read_text())
     fabricated = list(preset["benchmarks"])
     preset["networks"] = [{**e, "benchmarks": fabricated} for e in preset["networks"]]
     preset["networks"].append({"network": "efficientnet_lite0", "weights": ["imagenet"], "points": ["stem", "stage1"],
-                               "benchmarks": ["denoising"]})
-    preset["benchmarks"]["denoising"] = "bsds500"
+                               "benchmarks": [MINE]})
+    preset["benchmarks"][MINE] = "sigma25"
     preset_file.write_text(yaml.safe_dump(preset))
 
 
@@ -186,8 +205,9 @@ def built_book(tmp_path_factory, shared_data):
 
     1. a fabricated run of the four study use cases (tests/fabricate.py: made-up numbers in the
        real record format, and its point costs);
-    2. a fifth use case registered as a plugin (tests/toy_denoising.py) added to its preset and
-       run for real through the grid (papermill kernels find the plugin);
+    2. your own use case (the book page "Add your own use case" followed: a copy of the denoising
+       module under another name, registered as a plugin) added to its preset and run for real
+       through the grid (papermill kernels find the plugin);
     3. `dpl evaluate` of a network outside the preset (a torchvision MobileNet from a weights
        file at two points, real cells of the plugin use case, the costs of its points measured
        beside the run's);
@@ -204,15 +224,15 @@ def built_book(tmp_path_factory, shared_data):
     base = tmp_path_factory.mktemp("built-book")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DPL_DATA_ROOT", str(shared_data))
-        use_benchmark_modules(mp, TOY)
+        add_your_own_use_case(mp, base / "mine")
         run = fabricate_results(base / "results")
         fabricated_costs = fabricate_point_costs(run)  # dpl evaluate measures only the points it lacks
-        _add_toy_benchmark(run)
-        toy_outcome = grid.run(grid.load_preset(str(run / "preset.yaml")), run, workers=2, progress=False)
+        _add_your_use_case(run)
+        mine_outcome = grid.run(grid.load_preset(str(run / "preset.yaml")), run, workers=2, progress=False)
         weights = base / "mine.pth"
         torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
         evaluated = dpl("evaluate", "mobilenet_v3_small", "--weights", str(weights), "--points", "features.3", "features.9",
-                        "--preset", str(run / "preset.yaml"), "--results", str(run), "--benchmarks", "denoising")
+                        "--preset", str(run / "preset.yaml"), "--results", str(run), "--benchmarks", MINE)
         book = base / "book"
         shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "_screenshots"))
         built = dpl("book", "--preset", str(run / "preset.yaml"), "--results", str(run), "--book-dir", str(book),
@@ -220,5 +240,6 @@ def built_book(tmp_path_factory, shared_data):
         html = book / "_build" / "html"
         shots = REPO / "book" / "_screenshots" / "fabricated"
         reports = check_book(html, shots) if built.returncode == 0 else []
-    return SimpleNamespace(run=run, book=book, html=html, shots=shots, toy_outcome=toy_outcome, evaluated=evaluated,
+    return SimpleNamespace(run=run, book=book, html=html, shots=shots, mine=base / "mine", mine_outcome=mine_outcome,
+                           evaluated=evaluated,
                            fabricated_costs=fabricated_costs, built=built, reports=reports)

@@ -199,6 +199,10 @@ def test_learning_checks_compare_controls_with_answers_needing_no_learning():
     assert not checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "met"]  # seed 1: 28.0 < 28.2
     assert checks.loc["pixel-MSE baseline PSNR on Set5 >= bicubic - 0.5 dB", "worst"] == 28.0
     assert not checks.loc["BCE baseline quality >= 0.15", "met"]
+    every = checks.loc["every perceptual model beats nearest-neighbour on Set5 (every seed)"]  # 26.0 in seed 1: i >= 10
+    failing = every["not met by"].split(", ")
+    assert not every["met"] and every["worst"] == pytest.approx(25.5) and len(failing) == 6
+    assert "net2 (imagenet) p2" in failing and "net3 (imagenet) p3" in failing and "net0 (imagenet) p0" not in failing
     agreement = checks[checks.index.str.startswith("seeds agree")]
     assert len(agreement) == 1 and agreement["benchmark"].iloc[0] == "super_resolution"  # segmentation has no loss network
     assert not agreement["met"].iloc[0] and agreement["worst"].iloc[0] == pytest.approx(-1.0)

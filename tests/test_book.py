@@ -15,7 +15,7 @@ from dpllib.narrative import short_name
 from dpllib.results import read_manifest, write_manifest
 
 from .browser import check_book
-from .conftest import REPO, TOY, use_benchmark_modules
+from .conftest import MINE, REPO, add_your_own_use_case
 from .fabricate import STUDY_DATASET, fabricate_results
 
 
@@ -67,40 +67,43 @@ def test_book_builds_and_renders_in_chromium(built_book, monkeypatch, tmp_path):
     assert "authors&#39; code" in text or "authors' code" in text  # the deviations table
     assert "mathjax/tex-mml-chtml.js" in (html / "intro.html").read_text()
     mine = "mobilenet_v3_small (yours)"  # in the chapters that show the benchmark it ran on
-    for page in ("denoising", "methods", "choose"):
+    for page in (MINE, "methods", "choose"):
         assert mine in (html / "chapters" / f"{page}.html").read_text(), page
     assert mine not in (html / "chapters" / "segmentation.html").read_text()
-    assert "Your network, evaluated beside this preset" in (html / "chapters" / "denoising.html").read_text()
+    assert "Your network, evaluated beside this preset" in (html / "chapters" / f"{MINE}.html").read_text()
     # nothing changed: no chapter is executed again
-    use_benchmark_modules(monkeypatch, TOY)
+    add_your_own_use_case(monkeypatch, built_book.mine)
     assert report.execute_chapters(built_book.run, built_book.book, progress=False) == []
     a_fifth_benchmark_went_from_preset_to_chapter(built_book)
     analysis_notebooks_run_with_default_parameters(built_book, monkeypatch, tmp_path)
 
 
 def a_fifth_benchmark_went_from_preset_to_chapter(built_book):
-    """The toy use case (a plugin, tests/toy_denoising.py) ran beside the fabricated ones: its
-    cells ran through the grid (papermill kernels found the plugin), its table rows and learning
-    check are there, and its chapter is in the book with charts and example outputs, saying
-    that it is outside the study."""
-    assert list(benchmarks())[-1] == "denoising"
-    assert built_book.toy_outcome["ok"] == 4 and set(built_book.toy_outcome) == {"ok", "skipped"}  # the rest ran
+    """Your own use case (the book page "Add your own use case" followed: a copy of the denoising
+    module under another name, a plugin) ran beside the fabricated ones: its cells ran through the
+    grid (papermill kernels found the plugin), its table rows and learning checks are there, and
+    its chapter is in the book with charts and example outputs, saying that it is outside the
+    study."""
+    assert list(benchmarks())[-1] == MINE
+    assert built_book.mine_outcome["ok"] == 4 and set(built_book.mine_outcome) == {"ok", "skipped"}  # the rest ran
     table = results.load_run(built_book.run).table
-    toy = table[table["benchmark"] == "denoising"]
-    assert set(toy["alias"]) == {"stem", "stage1", "baseline"} and set(toy["seed"]) == {0, 1}
-    checks = analysis.learning_checks(toy, results.references(results.records(built_book.run)))
-    assert len(checks) and checks["met"].all(), checks  # the pixel-MSE control beats the noisy input
-    page = (built_book.html / "chapters" / "denoising.html").read_text()
-    assert "Denoising (toy)" in page and ".svg" in page and "data:image/png;base64" in page  # charts, outputs
-    assert "chapters/denoising" in (built_book.book / "_toc.yml").read_text()
-    # what the chapters say about a use case comes from its descriptor: the plugin is outside the
+    mine = table[table["benchmark"] == MINE]
+    assert set(mine["alias"]) == {"stem", "stage1", "baseline"} and set(mine["seed"]) == {0, 1}
+    checks = analysis.learning_checks(mine, results.references(results.records(built_book.run)))
+    baseline_check = checks[checks["check"].str.startswith("pixel-MSE baseline")]
+    assert len(baseline_check) == 1 and baseline_check["met"].all(), checks  # the control beats the noisy input
+    page = (built_book.html / "chapters" / f"{MINE}.html").read_text()
+    assert "Denoising (mine)" in page and ".svg" in page and "data:image/png;base64" in page  # charts, outputs
+    assert f"chapters/{MINE}" in (built_book.book / "_toc.yml").read_text()
+    # what the chapters say about a use case comes from its descriptor: this one is outside the
     # study (its chapter and the methods page say so; the study's chapters do not)
     assert "Outside the study" in page and "answers that need no learning (the noisy input)" in page
     assert "stand-ins for the study" not in page
     methods = (built_book.html / "chapters" / "methods.html").read_text()
-    assert "Outside the study, so without rows here: Denoising (toy)" in methods
+    assert "Outside the study, so without rows here: Denoising (mine)" in methods
     sr = (built_book.html / "chapters" / "super_resolution.html").read_text()
     assert "Outside the study" not in sr and "need no learning (bicubic and nearest-neighbour upscaling)" in sr
+    assert "Add your own use case" in (built_book.html / "add_a_use_case.html").read_text()
 
 
 def analysis_notebooks_run_with_default_parameters(built_book, monkeypatch, tmp_path):

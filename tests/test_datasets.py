@@ -12,7 +12,7 @@ from PIL import Image
 
 from dpllib import DplError, UnavailableError
 from dpllib.datasets import (
-    DATASETS, JND, MassRoads, SRTestSet, SRTrainSet, TwoAFC, autoencoder_dataset, dataset_path,
+    DATASETS, JND, ImageCrops, MassRoads, SRTestSet, SRTrainSet, TwoAFC, autoencoder_dataset, dataset_path,
     full_resolution_pair, make_severity_2afc, training_pair, read_image, road_files,
 )
 from dpllib.datasets.core import DatasetSpec, RemoteFile, fetch, list_images
@@ -149,6 +149,27 @@ def test_sr_sets_on_real_images():
     assert lr.shape == (3, 72, 72) and hr.shape == (3, 288, 288)
     lr, hr = set5.pairs(288)[0]
     assert lr.shape == (3, 72, 72) and hr.shape == (3, 288, 288)
+
+
+def test_image_crops_are_centre_crops_of_the_photos():
+    """ImageCrops: one crop per photo of a split, uint8, at the photo's own resolution (the centre
+    pixels of the decoded photo) or after resizing its short side; a seeded sample keeps name
+    order; bad names and too-large crops are errors that say what to pass."""
+    crops = ImageCrops("bsds500", "test", 64, limit=3, seed=1)
+    assert crops.crops.shape == (3, 3, 64, 64) and crops.crops.dtype == torch.uint8 and len(crops) == 3
+    assert crops.files == sorted(crops.files) and crops.files == ImageCrops("bsds500", "test", 64, limit=3, seed=1).files
+    photo = read_image(crops.files[0])
+    h, w = photo.shape[:2]
+    top, left = (h - 64) // 2, (w - 64) // 2
+    assert torch.equal(crops.crops[0], torch.from_numpy(photo[top:top + 64, left:left + 64]).permute(2, 0, 1))
+    assert 0 <= crops[0].min() and crops[0].max() <= 1 and crops[0].dtype == torch.float32
+    assert ImageCrops("set5", "test", 32, short_side=32).crops.shape == (5, 3, 32, 32)
+    with pytest.raises(DplError, match="smaller than the 600 px crop"):
+        ImageCrops("set5", "test", 600, limit=1)
+    with pytest.raises(DplError, match="bsds500 splits are .*got 'valid'"):
+        ImageCrops("bsds500", "valid", 64)
+    with pytest.raises(DplError, match="ImageCrops data set must be one of"):
+        ImageCrops("coco", "train", 64)
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:

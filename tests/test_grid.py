@@ -48,7 +48,7 @@ pytestmark = pytest.mark.usefixtures("instant")
     ({"networks": [{"network": "vgg16", "points": ["relu9_9"]}]}, "no extraction point 'relu9_9'"),
     ({"benchmarks": {"autoencoding": "mnist"}}, "data set must be one of"),
     ({"budget": "huge"}, "budget must be one of .*got 'huge'"),
-    ({"benchmarks": {"denoising": "x"}}, "unknown benchmark 'denoising'"),
+    ({"benchmarks": {"denoize": "x"}}, "unknown benchmark 'denoize'"),
     ({"networks": [{"network": "vgg16", "wieghts": ["random"]}]}, "networks/0: .*'wieghts' was unexpected"),
 ])
 def test_bad_presets_name_the_problem(tmp_path, change, message):
@@ -81,7 +81,7 @@ def test_bad_presets_give_one_line_per_problem_and_no_traceback(tmp_path, change
 
 
 def test_an_unknown_preset_lists_the_shipped_presets_only():
-    with pytest.raises(DplError, match=r"not one of \['extended', 'offline', 'paper'\]$"):
+    with pytest.raises(DplError, match=r"not one of \['denoising', 'extended', 'offline', 'paper'\]$"):
         grid.preset_path("ofline")
 
 

@@ -1,6 +1,7 @@
-"""A benchmark is one registered thing, loaded when it is looked up. A toy fifth benchmark,
-defined in the tests only, goes through preset -> grid -> record -> results table -> a rendered
-chapter in the session's book (test_book::test_book_builds_and_renders_in_chromium)."""
+"""A benchmark is one registered thing, loaded when it is looked up. Your own use case (a copy of
+the denoising module under another name, as the book page "Add your own use case" says) goes
+through preset -> grid -> record -> results table -> a rendered chapter in the session's book
+(test_book::test_book_builds_and_renders_in_chromium)."""
 
 import os
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from dpllib import DplError
 from dpllib.registry import benchmarks, get_benchmark
 
-from .conftest import REPO, TOY, use_benchmark_modules
+from .conftest import MINE, REPO, add_your_own_use_case, use_benchmark_modules
 
 
 def test_unknown_benchmarks_and_modules_are_named(monkeypatch):
@@ -37,24 +38,24 @@ def test_a_plugin_replaces_a_builtin_whichever_loads_first(monkeypatch, tmp_path
     """A plugin's benchmark of a built-in's name wins, also when the built-in loads after it."""
     import dpllib.registry as registry
 
+    add_your_own_use_case(monkeypatch, tmp_path)
     (tmp_path / "my_segmentation.py").write_text(
-        "import dataclasses\nfrom tests.toy_denoising import BENCHMARK as TOY\n"
-        "BENCHMARK = dataclasses.replace(TOY, name='segmentation', title='Segmentation (mine)')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    use_benchmark_modules(monkeypatch, TOY, "my_segmentation")
+        f"import dataclasses\nfrom {MINE} import BENCHMARK as MINE\n"
+        "BENCHMARK = dataclasses.replace(MINE, name='segmentation', title='Segmentation (mine)')\n")
+    use_benchmark_modules(monkeypatch, MINE, "my_segmentation")
     registry._LOADED.discard(registry.BUILTIN["segmentation"])  # as in a fresh process
     registry._REGISTRY.pop("segmentation", None)
-    get_benchmark("denoising")  # loads the plugins only
+    get_benchmark(MINE)  # loads the plugins only
     assert registry.BUILTIN["segmentation"] not in registry._LOADED
     assert get_benchmark("segmentation").title == "Segmentation (mine)"  # the built-in loaded now, and lost
     assert registry.BUILTIN["segmentation"] in registry._LOADED
     assert benchmarks()["segmentation"].title == "Segmentation (mine)"
 
 
-def test_a_use_case_outside_the_study_has_no_paper_budget(monkeypatch, data_env):
-    """The study is an optional layer: the toy plugin has no Study, so it has no paper budget (a
-    cell or a preset asking for one is told why), no protocol rows, and its chapter opening says
-    it is outside the study; a paper budget given outside a Study is refused."""
+def test_a_use_case_outside_the_study_has_no_paper_budget():
+    """The study is an optional layer: denoising has no Study, so it has no paper budget (a cell
+    or a preset asking for one is told why), no protocol rows, and its chapter opening says it is
+    outside the study; a paper budget given outside a Study is refused."""
     import dataclasses
 
     import pandas as pd
@@ -63,15 +64,17 @@ def test_a_use_case_outside_the_study_has_no_paper_budget(monkeypatch, data_env)
     from dpllib.config import CellConfig
     from dpllib.protocol import deviations_table
 
-    use_benchmark_modules(monkeypatch, TOY)
-    toy = get_benchmark("denoising")
-    assert toy.study is None and "paper" not in toy.budgets and toy.protocol == ()
+    denoising = get_benchmark("denoising")
+    assert denoising.study is None and "paper" not in denoising.budgets and denoising.protocol == ()
     with pytest.raises(DplError, match="got 'paper'; denoising is outside the study, so it has no 'paper' budget"):
-        CellConfig.from_dict({"benchmark": "denoising", "network": "baseline", "dataset": "bsds500", "budget": "paper"})
+        CellConfig.from_dict({"benchmark": "denoising", "network": "baseline", "dataset": "sigma25", "budget": "paper"})
     assert "denoising" not in set(deviations_table()["benchmark"])
+    assert narrative.protocol_sections({"benchmarks": {"denoising": "sigma25"}}) == []  # the methods page
+    sections = narrative.protocol_sections({"benchmarks": {"denoising": "sigma25", "segmentation": "mass_roads"}})
+    assert [name for name, _ in sections] == ["segmentation", "all"]
     assert "**Outside the study**" in narrative.about("denoising", pd.DataFrame(columns=["benchmark"]))
     assert "Outside the study" not in narrative.about("segmentation", pd.DataFrame(columns=["benchmark"]))
     with pytest.raises(DplError, match="the 'paper' budget is the study's"):
-        dataclasses.replace(toy, budgets={**toy.budgets, "paper": {}})
+        dataclasses.replace(denoising, budgets={**denoising.budgets, "paper": {}})
     study = get_benchmark("segmentation")
     assert study.budgets["paper"] is study.study.budget
