@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "FeatureExtractor": "features",
     "PerceptualLoss": "loss", "feature_distance": "loss", "feature_distance_map": "loss",
-    "normalization_constants": "loss", "perceptual_distance": "loss",
+    "LossNetwork": "loss_network", "normalization_constants": "loss_network", "perceptual_distance": "loss",
     "ExtractionPoint": "networks", "NetworkInfo": "networks", "extraction_points": "networks",
     "list_networks": "networks", "network_info": "networks", "resolve_point": "networks",
     "load_network": "weights",

@@ -33,10 +33,10 @@ from .results import make_record, row
 _LAZY = {
     **dict.fromkeys(("Task", "to_uint8", "train_and_test"), "dpllib.training.points"),
     **dict.fromkeys(("BatchOrder", "FitCheckpoint", "Trainee", "fit"), "dpllib.training.loop"),
-    **dict.fromkeys(("CellCheckpoint", "NetworkBuffers", "alias_of", "pick_device", "seed_everything"),
-                    "dpllib.training.common"),
+    **dict.fromkeys(("CellCheckpoint", "NetworkBuffers", "alias_of", "cell_loss_network", "pick_device",
+                     "seed_everything"), "dpllib.training.common"),
     **dict.fromkeys(("PerceptualLoss", "feature_distance_map", "unit_normalize"), "dpllib.loss"),
-    **dict.fromkeys(("fixed_input_size",), "dpllib.networks"),
+    **dict.fromkeys(("LossNetwork",), "dpllib.loss_network"),
     **dict.fromkeys(("ImageCrops",), "dpllib.datasets"),
     **dict.fromkeys(("every_model_beats", "learning_check", "per_seed", "reference_value"), "dpllib.analysis"),
     **dict.fromkeys(("image_grid",), "dpllib.figures"),

@@ -20,26 +20,29 @@ import torch
 
 from .errors import DplError
 from .files import atomic_write
+from .loss_network import LossNetwork
 from .paths import shipped_measurements
 
 COST_COLUMNS = ["network", "point", "ms_per_image", "memory_mb", "gmacs", "params"]
 
 
-def measure_point_costs(network: str, points: Sequence[str], size: int = 224, batch: int = 8, device: str = "cpu",
-                        repeats: int = 5, min_seconds: float = 0.5) -> list[dict]:
-    """The cost of the feature MSE at each of ``points`` of ``network`` on ``batch`` images of
+def measure_point_costs(network: str | LossNetwork, points: Sequence[str] | None = None, size: int = 224,
+                        batch: int = 8, device: str = "cpu", repeats: int = 5, min_seconds: float = 0.5) -> list[dict]:
+    """The cost of the feature MSE at each of ``points`` of ``network`` (a name, or a
+    :class:`~dpllib.LossNetwork` with its own points) on ``batch`` images of
     ``size`` px, one row per point: ``ms_per_image`` (the fastest of at least ``repeats`` steps,
     and of as many as fill ``min_seconds``, after two warm-up steps, per image; a step is the
     target pass, the output pass and the backward pass), ``memory_mb`` (CUDA: peak memory a step
     allocates beyond what was held before; CPU: the bytes autograd saves for the backward pass;
     per image), ``gmacs`` (per image) and ``params`` (of the network up to the point). One
-    network serves every point (each measured on its own truncated view); random weights: the
-    cost does not depend on them."""
+    network serves every point (each measured on its own truncated view); a name is built with
+    random weights: the cost does not depend on them."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .loss import PerceptualLoss, feature_distance
+    from .loss import feature_distance
 
-    loss = PerceptualLoss(network, list(points), weights="random", check_inputs=False).to(device)
+    net = network if isinstance(network, LossNetwork) else LossNetwork(network, list(points or []), weights="random")
+    net = net.to(device)
     x, y = (torch.rand(batch, 3, size, size, device=device) for _ in range(2))
 
     def sync() -> None:
@@ -47,14 +50,14 @@ def measure_point_costs(network: str, points: Sequence[str], size: int = 224, ba
             torch.cuda.synchronize()
 
     rows = []
-    for point in loss.points:
+    for point in net.points:
         only = [point.module]
 
         def step() -> None:
             out = x.clone().requires_grad_(True)
             with torch.no_grad():
-                target = loss.features(y, only)
-            feature_distance(loss.features(out, only), target).backward()
+                target = net.features(y, only)
+            feature_distance(net.features(out, only), target).backward()
 
         step()  # warm-up: allocations, thread pools
         step()
@@ -71,12 +74,12 @@ def measure_point_costs(network: str, points: Sequence[str], size: int = 224, ba
             step()
             memory = torch.cuda.max_memory_allocated() - held
         else:
-            memory = _saved_for_backward(lambda: loss.features(x.clone().requires_grad_(True), only))
+            memory = _saved_for_backward(lambda: net.features(x.clone().requires_grad_(True), only))
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            loss.features(x[:1], only)
-        truncated = loss.extractor.truncated(only)  # the network up to the point
+            net.features(x[:1], only)
+        truncated = net.extractor.truncated(only)  # the network up to the point
         params = sum(p.numel() for p in truncated.parameters())
-        rows.append({"network": network, "point": point.module, "ms_per_image": 1000 * min(times) / batch,
+        rows.append({"network": net.network, "point": point.module, "ms_per_image": 1000 * min(times) / batch,
                      "memory_mb": memory / batch / 2**20, "gmacs": counter.get_total_flops() / 2e9, "params": params})
     return rows
 

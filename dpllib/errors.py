@@ -21,3 +21,10 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> str:
     if not hits:
         hits = [c for c in candidates if name.lower() in c.lower()][:n]
     return ", ".join(hits) if hits else "(none close)"
+
+
+def check_one_of(name: str, value: object, allowed: Iterable[object]) -> None:
+    """Raise a DplError naming ``name``, its allowed values and ``value`` unless it is one of them."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise DplError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")

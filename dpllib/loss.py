@@ -26,20 +26,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .download import download
-from .errors import DplError
-from .features import FeatureExtractor
+from .errors import DplError, check_one_of
+from .loss_network import LossNetwork
+from .networks import ExtractionPoint
 from .paths import cache_dir
-from .networks import ExtractionPoint, network_info, resolve, resolve_point
-from .weights import Weights, load_network, weights_label
+from .weights import Weights
 
 DISTANCES = ("mse", "l1", "lpips", "cosine")
-NORMALIZATIONS = ("network", "imagenet", "lpips", "none")
 REDUCTIONS = ("mean", "sum", "none", "map")
-INPUT_RANGES = ((0.0, 1.0), (-1.0, 1.0))
-NETWORK_MODES = ("eval", "train")  # the loss network's mode (see PerceptualLoss)
-# LPIPS's ScalingLayer, applied to inputs in [-1, 1].
-LPIPS_SHIFT = (-0.030, -0.088, -0.188)
-LPIPS_SCALE = (0.458, 0.448, 0.450)
+# PerceptualLoss's arguments that build its LossNetwork, at their defaults (a LossNetwork passed in brings its own)
+LOSS_NETWORK_DEFAULTS = {"points": None, "weights": "imagenet", "input_range": (0.0, 1.0), "normalization": "network",
+                         "seed": 0, "channels_last": True, "network_mode": "eval", "resize": None}
 # The layers LPIPS v0.1 reads, as torchvision modules.
 LPIPS_POINTS = {
     "alexnet": ("features.1", "features.4", "features.7", "features.9", "features.11"),
@@ -81,30 +78,6 @@ def lpips_lin_weights(net: str) -> list[torch.Tensor]:
     return [state[f"lin{i}.model.1.weight"] for i in range(len(state))]
 
 
-def normalization_constants(normalization: str, network_mean: Sequence[float], network_std: Sequence[float],
-                            input_range: tuple[float, float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel (shift, scale) so that ``(x - shift) / scale`` is what the network expects
-    for images ``x`` in ``input_range``, with the range conversion folded in.
-
-    normalization: ``"network"`` (``network_mean``/``network_std``, for inputs in [0, 1]),
-    ``"imagenet"``, ``"lpips"`` (LPIPS's scaling layer, for inputs in [-1, 1]) or ``"none"``.
-    """
-    _one_of("normalization", normalization, NORMALIZATIONS)
-    if normalization == "none":
-        return (0.0,) * 3, (1.0,) * 3
-    if normalization == "lpips":
-        shift, scale = LPIPS_SHIFT, LPIPS_SCALE
-        if input_range == (0.0, 1.0):  # x11 = 2 x - 1: (x11 - sh) / sc = (x - (sh + 1) / 2) / (sc / 2)
-            shift, scale = tuple((m + 1) / 2 for m in shift), tuple(sc / 2 for sc in scale)
-        return tuple(shift), tuple(scale)
-    from .catalog import IMAGENET_MEAN, IMAGENET_STD
-
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else (network_mean, network_std)
-    if input_range == (-1.0, 1.0):  # x01 = (x + 1) / 2: (x01 - m) / s = (x - (2m - 1)) / (2s)
-        return tuple(2 * m - 1 for m in mean), tuple(2 * sd for sd in std)
-    return tuple(mean), tuple(std)
-
-
 def unit_normalize(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Divide each spatial position's feature vector by its L2 norm over channels (dim 1)."""
     return features / (features.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
@@ -138,8 +111,8 @@ def feature_distance(features_x: Sequence[torch.Tensor], features_y: Sequence[to
     reduction: ``"mean"`` (scalar), ``"sum"``, ``"none"`` (N) or ``"map"`` (N x 1 x H x W: each
     point's map upsampled to ``size``, the input's H x W).
     """
-    _one_of("distance", distance, DISTANCES)
-    _one_of("reduction", reduction, REDUCTIONS)
+    check_one_of("distance", distance, DISTANCES)
+    check_one_of("reduction", reduction, REDUCTIONS)
     if len(features_x) != len(features_y):
         raise DplError(f"features of {len(features_x)} and {len(features_y)} points; give both the same points")
     if reduction == "map" and size is None:
@@ -187,7 +160,10 @@ class PerceptualLoss(nn.Module):
     """Deep perceptual loss between two image batches.
 
     Args:
-        network: a name from :func:`dpllib.list_networks` (any torchvision/timm model works).
+        network: a name from :func:`dpllib.list_networks` (any torchvision/timm model works), or
+            a :class:`~dpllib.LossNetwork` already built (several losses can share one; its
+            points, weights, input range, normalisation, mode, seed, memory format and resize
+            come with it, and passing them here too is an error).
         points: one extraction point or several (module name, alias or fx node).
         weights: ``"imagenet"``, ``"random"``, a file path or a state dict.
         distance: ``"mse"``, ``"l1"``, ``"lpips"`` or ``"cosine"`` (see the module docstring).
@@ -222,8 +198,8 @@ class PerceptualLoss(nn.Module):
 
     def __init__(
         self,
-        network: str,
-        points: str | ExtractionPoint | Sequence[str | ExtractionPoint],
+        network: str | LossNetwork,
+        points: str | ExtractionPoint | Sequence[str | ExtractionPoint] | None = None,
         weights: Weights = "imagenet",
         distance: str = "mse",
         point_weights: Sequence[float] | None = None,
@@ -239,43 +215,37 @@ class PerceptualLoss(nn.Module):
         resize: int | None = None,
     ):
         super().__init__()
-        points = [points] if isinstance(points, (str, ExtractionPoint)) else list(points)
-        if not points:
-            raise DplError("PerceptualLoss needs at least one extraction point")
-        _one_of("distance", distance, DISTANCES)
-        _one_of("reduction", reduction, REDUCTIONS)
-        _one_of("grayscale", grayscale, ("error", "rgb"))
-        _one_of("network_mode", network_mode, NETWORK_MODES)
-        input_range = tuple(float(v) for v in input_range)
-        if input_range not in INPUT_RANGES:
-            raise DplError(f"input_range must be (0, 1) or (-1, 1), got {input_range}")
-        if point_weights is not None and len(point_weights) != len(points):
-            raise DplError(f"point_weights has {len(point_weights)} entries for {len(points)} points")
-        self.network = network
-        self.points = [resolve_point(network, p) for p in points]
-        _check_spatial(network, self.points)
-        self.distance, self.reduction, self.grayscale = distance, reduction, grayscale
-        self.input_range, self.check_inputs, self.normalization = input_range, check_inputs, normalization
-        self.register_buffer("point_weights", torch.tensor(point_weights or [1.0] * len(points)),
+        check_one_of("distance", distance, DISTANCES)
+        check_one_of("reduction", reduction, REDUCTIONS)
+        check_one_of("grayscale", grayscale, ("error", "rgb"))
+        if isinstance(network, LossNetwork):
+            given = {k: v for k, v in (("points", points), ("weights", weights), ("input_range", input_range),
+                                       ("normalization", normalization), ("seed", seed),
+                                       ("channels_last", channels_last), ("network_mode", network_mode),
+                                       ("resize", resize)) if v != LOSS_NETWORK_DEFAULTS[k]}
+            if given:
+                raise DplError(f"{', '.join(given)} belong to the LossNetwork passed in; set them when building it")
+            self.net = network
+        else:
+            self.net = LossNetwork(network, points, weights, normalization, input_range, network_mode, seed,
+                                   channels_last, resize)
+        if point_weights is not None and len(point_weights) != len(self.net.points):
+            raise DplError(f"point_weights has {len(point_weights)} entries for {len(self.net.points)} points")
+        self.distance, self.reduction, self.grayscale, self.check_inputs = distance, reduction, grayscale, check_inputs
+        self.register_buffer("point_weights", torch.tensor(point_weights or [1.0] * len(self.net.points)),
                              persistent=False)
-        info = network_info(network)
-        shift, scale = normalization_constants(normalization, info.mean, info.std, input_range)
-        self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
-        model = load_network(network, weights, seed=seed)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        model = model.to(memory_format=self.memory_format)
-        self.weights_label = weights_label(weights)
-        self.network_mode = network_mode
-        self.extractor = FeatureExtractor(model, [p.module for p in self.points], resolve(network)[0],
-                                          follows_mode=network_mode == "train",
-                                          layouts=[(p.layout, p.prefix_tokens) for p in self.points])
         self.channel_weights = nn.ParameterList(
             self._calibration(calibration) if calibration is not None else [])
-        self.resize = resize
-        self._min_size: int | None = None
-        self._truncated: dict[tuple, FeatureExtractor] = {}
         self.train(False)
+
+    # what the loss network holds, read through the loss (``net`` is the LossNetwork)
+    network = property(lambda self: self.net.network)
+    points = property(lambda self: self.net.points)
+    extractor = property(lambda self: self.net.extractor)
+    input_range = property(lambda self: self.net.input_range)
+    normalization = property(lambda self: self.net.normalization)
+    network_mode = property(lambda self: self.net.network_mode)
+    weights_label = property(lambda self: self.net.weights_label)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -321,47 +291,18 @@ class PerceptualLoss(nn.Module):
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Images in ``input_range`` -> the network's input convention."""
-        return (images - self.shift) / self.scale
+        return self.net.normalize(images)
 
     def features(self, images: torch.Tensor, points: Sequence[str] | None = None) -> list[torch.Tensor]:
         """Features at each point (or at ``points``, some of this loss's points by module name or
         alias, computing only what they need) for a batch in ``input_range``: one truncated pass."""
-        return self._features(self.normalize(images), points)
+        return self.net.features(images, points)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = self._checked(x, y)
-        return perceptual_distance(self.normalize(x), self.normalize(y), self._features, self.distance,
+        return perceptual_distance(self.normalize(x), self.normalize(y), self.net.normalized_features, self.distance,
                                    self.point_weights, list(self.channel_weights) or None, self.reduction,
                                    separately=self.extractor.training)
-
-    def _extractor_of(self, points: Sequence[str] | None, device: torch.device) -> FeatureExtractor:
-        """The extractor of all points, or a view of it truncated to ``points`` (cached per
-        device: a view made before ``.to(device)`` would keep the old device's tensors)."""
-        if points is None:
-            return self.extractor
-        key = (tuple(resolve_point(self.network, p).module for p in points), str(device))
-        if key not in self._truncated:
-            self._truncated[key] = self.extractor.truncated(list(key[0]))
-        return self._truncated[key]
-
-    def _features(self, images: torch.Tensor, points: Sequence[str] | None = None) -> list[torch.Tensor]:
-        """Features of already normalised images (one truncated pass; resized first with ``resize``)."""
-        if self.resize is not None and tuple(images.shape[-2:]) != (self.resize, self.resize):
-            images = F.interpolate(images, size=(self.resize, self.resize), mode="bilinear", antialias=True,
-                                   align_corners=False)
-        try:
-            feats = self._extractor_of(points, images.device)(images.contiguous(memory_format=self.memory_format))
-        except AssertionError as err:  # timm's fixed-size models assert the input size
-            size = network_info(self.network).input_size
-            raise DplError(f"{self.network} takes {size}x{size} px images only (its position embeddings or "
-                           f"attention windows have a fixed size), got {images.shape[-2]}x{images.shape[-1]}; resize "
-                           f"the images to {size}x{size} px (resize={size} does it)") from err
-        except (RuntimeError, ValueError) as err:
-            self._raise_if_too_small(images, err)
-            raise
-        if any(f.dim() == 4 and f.shape[-1] * f.shape[-2] == 0 for f in feats):
-            self._raise_if_too_small(images, None)
-        return feats
 
     # ------------------------------------------------------------------ checks
 
@@ -406,57 +347,7 @@ class PerceptualLoss(nn.Module):
 
     def min_input_size(self) -> int:
         """Smallest square input (pixels) for which every point has a non-empty feature map."""
-        if self._min_size is None:
-            import copy
-
-            probe = copy.deepcopy(self.extractor).to("meta").train(False)
-
-            def fits(size: int) -> bool:
-                try:
-                    with torch.no_grad():
-                        feats = probe(torch.empty(1, 3, size, size, device="meta"))
-                except (RuntimeError, ValueError, AssertionError):
-                    return False
-                return all(f.dim() != 4 or f.shape[-1] * f.shape[-2] > 0 for f in feats)
-
-            lo, hi = 1, 2048
-            while lo < hi:
-                mid = (lo + hi) // 2
-                lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
-            self._min_size = lo
-        return self._min_size
-
-    def _raise_if_too_small(self, images: torch.Tensor, err: Exception | None) -> None:
-        need = self.min_input_size()
-        h, w = images.shape[-2:]
-        if min(h, w) < need:
-            deepest = max(self.points, key=lambda p: p.depth)
-            raise DplError(f"images of {h}x{w} px are too small for {self.network} up to "
-                           f"{deepest.module}: it needs at least {need}x{need} px. Upsample the "
-                           "images or choose an earlier extraction point.") from err
+        return self.net.min_input_size()
 
     def extra_repr(self) -> str:
-        pts = ", ".join(p.alias for p in self.points)
-        return (f"network={self.network!r}, points=[{pts}], weights={self.weights_label!r}, "
-                f"distance={self.distance!r}, input_range={self.input_range}, "
-                f"normalization={self.normalization!r}, reduction={self.reduction!r}")
-
-
-def _check_spatial(network: str, points: list[ExtractionPoint]) -> None:
-    """Refuse points whose features cannot be read as maps (:data:`dpllib.networks.LAYOUTS`)."""
-    from .networks import feature_shapes
-
-    for point in points:
-        if point.layout is None:
-            shape = feature_shapes(network, (point.module,))[0]
-            raise DplError(
-                f"{network} point {point.module!r} gives features of shape {shape}, which are no feature map "
-                "(N x C x H x W), vector (N x C), transformer tokens on a patch grid or channels-last map; "
-                f"choose another point (dpl networks {network} --all lists them with their channels).")
-
-
-def _one_of(name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise DplError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-
-
+        return f"distance={self.distance!r}, reduction={self.reduction!r}"

@@ -32,8 +32,8 @@ TABLE_SCHEMA_VERSION = 1
 # What identifies a cell: everything that can change its numbers (not where it runs or writes).
 ID_KEYS = ("benchmark", "network", "points", "weights", "dataset", "budget", "batch_size", "seed", "overrides")
 # The dpllib sources that compute a cell's numbers; their digest is each record's code_version.
-NUMERIC_SOURCES = ("config.py", "loss.py", "features.py", "catalog.py", "networks.py", "weights.py", "metrics.py",
-                   "datasets", "training", "benchmarks")
+NUMERIC_SOURCES = ("config.py", "loss.py", "loss_network.py", "features.py", "catalog.py", "networks.py",
+                   "weights.py", "metrics.py", "datasets", "training", "benchmarks")
 
 
 RUN_MANIFEST = "run.json"  # beside a preset's records: the preset as run and its cell ids

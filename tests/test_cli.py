@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dpllib import grid
+from dpllib import cli, grid
 
 from .conftest import dpl
 
@@ -28,19 +28,21 @@ def test_every_subcommand_has_help(command):
 
 
 @pytest.mark.slow
-def test_networks_lists_a_networks_points():
-    out = dpl("networks", "vgg16")
-    assert out.returncode == 0, out.stderr
-    assert "relu2_2" in out.stdout and "features.8" in out.stdout and "study 2" in out.stdout
-    vit = dpl("networks", "timm:vit_small_patch14_reg4_dinov2.lvd142m")  # a transformer: tokens as maps
-    assert vit.returncode == 0 and "blocks.11" in vit.stdout and "tokens (+5 prefix)" in vit.stdout, vit.stderr
+def test_networks_lists_a_networks_points(capsys):
+    """In this process (the command's own code; starting `dpl` itself is tested above)."""
+    assert cli.main(["networks", "vgg16"]) == 0
+    out = capsys.readouterr().out
+    assert "relu2_2" in out and "features.8" in out and "study 2" in out
+    assert cli.main(["networks", "timm:vit_small_patch14_reg4_dinov2.lvd142m"]) == 0  # a transformer: tokens as maps
+    vit = capsys.readouterr().out
+    assert "blocks.11" in vit and "tokens (+5 prefix)" in vit
 
 
 @pytest.mark.slow
-def test_run_dry_run_estimates_the_paper_preset():
-    out = dpl("run", "paper", "--dry-run")
-    assert out.returncode == 0, out.stderr
-    assert "225 cells" in out.stdout and "super_resolution" in out.stdout  # autoencoding on SVHN and STL-10 and "total hours" in out.stdout
+def test_run_dry_run_estimates_the_paper_preset(capsys):
+    assert cli.main(["run", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "225 cells" in out and "super_resolution" in out  # autoencoding on SVHN and STL-10 and "total hours" in out
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ def test_a_truncated_view_computes_only_its_points_and_shares_the_weights():
     every = loss.features(x)
     for i, point in enumerate(["stem", "stage1", "stage4", "stage7"]):
         assert torch.equal(loss.features(x, [point])[0], every[i])
-    stem = loss._extractor_of(["stem"], x.device)
+    stem = loss.net.extractor_of(["stem"], x.device)
     assert len(stem.graph_module.graph.nodes) < len(loss.extractor.graph_module.graph.nodes) / 10
     shared = dict(loss.extractor.graph_module.named_parameters())
     assert all(p is shared[name] for name, p in stem.graph_module.named_parameters())

@@ -137,12 +137,33 @@ def test_module_wraps_the_functional_core():
     assert torch.allclose(module(x, y), core)
 
 
+def test_a_loss_network_is_built_once_and_shared():
+    """A LossNetwork (network, weights, points, normalisation, mode) built once gives the losses
+    made on it the numbers of losses built from the same arguments; two losses share its one
+    copy; the network's own settings are refused beside it; the cost measurement takes it."""
+    from dpllib import LossNetwork
+    from dpllib.costs import measure_point_costs
+
+    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    net = LossNetwork("alexnet", ["relu2", "relu5"], weights="random", seed=3, input_range=(-1.0, 1.0))
+    plain = PerceptualLoss("alexnet", ["relu2", "relu5"], weights="random", seed=3, input_range=(-1.0, 1.0),
+                           distance="lpips")
+    shared = [PerceptualLoss(net, distance="lpips"), PerceptualLoss(net, distance="l1", reduction="none")]
+    assert torch.equal(shared[0](x, y), plain(x, y))
+    assert all(torch.equal(a, b) for a, b in zip(net.features(x), plain.features(x)))
+    assert shared[0].net is shared[1].net and shared[0].points == net.points and shared[1](x, y).shape == (2,)
+    with pytest.raises(DplError, match="weights, network_mode belong to the LossNetwork passed in"):
+        PerceptualLoss(net, weights="imagenet2", network_mode="train")
+    rows = measure_point_costs(net, size=64, batch=2, repeats=1, min_seconds=0)
+    assert [r["point"] for r in rows] == ["features.4", "features.11"] and rows[0]["network"] == "alexnet"
+
+
 @pytest.mark.parametrize("normalization, input_range", [("imagenet", (-1.0, 1.0)), ("network", (0.0, 1.0)),
                                                         ("lpips", (0.0, 1.0)), ("lpips", (-1.0, 1.0))])
 def test_normalization_folding(normalization, input_range):
     """(x - shift) / scale equals converting the range first and normalising after."""
     from dpllib.catalog import IMAGENET_MEAN, IMAGENET_STD
-    from dpllib.loss import LPIPS_SCALE, LPIPS_SHIFT
+    from dpllib.loss_network import LPIPS_SCALE, LPIPS_SHIFT
 
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     shift, scale = normalization_constants(normalization, mean, std, input_range)

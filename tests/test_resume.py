@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("data_env")
 CELL = ("from dpllib.training import run_cell_in_notebook\n"
         "run_cell_in_notebook('autoencoding', network='efficientnet_lite0', points=['stem', 'stage1'],\n"
         "    weights='imagenet', dataset='cifar10', device='cpu', output_dir={out!r}, progress=False,\n"
-        "    overrides={{'steps': 30, 'train_limit': 200, 'test_limit': 100, 'probe_epochs': 2}})\n")
+        "    overrides={{'steps': 20, 'train_limit': 200, 'test_limit': 100, 'probe_epochs': 1,\n"
+        "               'pca_reference': False}})\n")
 
 
 def _saved_step(path) -> int:

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from ..benchmark import (BASELINE, BatchOrder, Benchmark, CellCheckpoint, CellConfig, Check, DataSet, Deviation,
-                         FitCheckpoint, Metric, NetworkBuffers, PerceptualLoss, ReferenceFigure, Study, Trainee,
-                         alias_of, datasets, feature_distance_map, fit, fixed_input_size, make_record, metrics,
-                         pick_device, row, seed_everything, steps_per_epoch, training_steps, unit_normalize)
+                         FitCheckpoint, Metric, NetworkBuffers, ReferenceFigure, Study, Trainee, alias_of,
+                         cell_loss_network, datasets, feature_distance_map, fit, make_record, metrics, pick_device,
+                         row, seed_everything, steps_per_epoch, training_steps, unit_normalize)
 
 
 NAME = "similarity"
@@ -106,9 +106,7 @@ class Distances:
         self.baseline = cfg.network == BASELINE
         self.device = device
         if not self.baseline:
-            self.loss = PerceptualLoss(cfg.network, cfg.points, weights=cfg.weights, distance="lpips",
-                                       normalization="imagenet", seed=cfg.seed, network_mode=network_mode,
-                                       resize=fixed_input_size(cfg.network)).to(device)
+            self.net = cell_loss_network(cfg, cfg.points, "imagenet", network_mode, device)
 
     def features(self, images: torch.Tensor, training: bool = False) -> list[torch.Tensor]:
         """Each point's features of uint8 images; ``training``: the loss network in training
@@ -116,9 +114,9 @@ class Distances:
         images = images.to(self.device).float() / 255
         if self.baseline:
             return [images]
-        self.loss.train(training)
+        self.net.train(training)
         with torch.no_grad():
-            return self.loss.features(images)
+            return self.net.features(images)
 
     def distance(self, a: torch.Tensor, b: torch.Tensor, lin: torch.Tensor | None = None) -> torch.Tensor:
         if self.baseline:
@@ -267,14 +265,14 @@ def train_lin(dist: Distances, train: list[datasets.TwoAFC], settings: dict, gen
     network in passes of their own (the reference twice), as in their code. Returns the
     weights per point and the fit report."""
     device = dist.device
-    calibration = LinCalibration([p.channels for p in dist.loss.points]).to(device)
+    calibration = LinCalibration([p.channels for p in dist.net.points]).to(device)
     opt = torch.optim.Adam(calibration.parameters(), lr=settings["lr"], betas=(0.5, 0.999))
     sampler = TripletSampler(train, settings["batch_size"], gen)
     steps, per_epoch = training_steps(settings, sampler.total), steps_per_epoch(settings, sampler.total)
     epochs = -(-steps // per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: epoch_schedule(s // per_epoch, epochs))
     bce = nn.BCELoss()
-    separately = dist.loss.network_mode == "train"
+    separately = dist.net.network_mode == "train"
 
     def train_step(b: dict[str, torch.Tensor]) -> float:
         calibration.train()
@@ -299,7 +297,7 @@ def train_lin(dist: Distances, train: list[datasets.TwoAFC], settings: dict, gen
         return loss.item() / len(calibration.rankers)
 
     report = fit([Trainee("lin", calibration, opt, train_step, scheduler=sched)], sampler, steps, "lin calibration",
-                 progress=progress, checkpoint=checkpoint, resumables=[sampler, NetworkBuffers(dist.loss)])["lin"]
+                 progress=progress, checkpoint=checkpoint, resumables=[sampler, NetworkBuffers(dist.net)])["lin"]
     calibration.eval()
     return [w.detach() for w in calibration.lins], report
 

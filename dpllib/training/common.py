@@ -16,6 +16,8 @@ import torch
 from ..config import BASELINE, CellConfig
 from ..errors import DplError
 from ..files import atomic_write
+from ..loss_network import LossNetwork
+from ..networks import fixed_input_size
 from ..results import cell_id, code_version
 from .loop import FitCheckpoint
 
@@ -35,6 +37,14 @@ class NetworkBuffers:
         buffers = dict(self.module.named_buffers())
         for k, v in state.items():
             buffers[k].copy_(v)
+
+
+def cell_loss_network(cfg: CellConfig, points: list[str], normalization: str, network_mode: str,
+                      device: torch.device) -> LossNetwork:
+    """The cell's loss network at ``points``, built once: its network and weights (``random``
+    seeded with the cell's seed), fed resized to the one size a fixed-size network takes."""
+    return LossNetwork(cfg.network, list(points), weights=cfg.weights, normalization=normalization,
+                       network_mode=network_mode, seed=cfg.seed, resize=fixed_input_size(cfg.network)).to(device)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -22,11 +22,10 @@ from torch import nn
 
 from ..config import BASELINE, CellConfig, evaluation_interval, training_steps
 from ..files import atomic_write
-from ..loss import PerceptualLoss, feature_distance
-from ..networks import fixed_input_size
+from ..loss import feature_distance
 from ..paths import cache_dir
 from ..results import code_version, make_record, row
-from .common import CellCheckpoint, NetworkBuffers, alias_of, autocast, pick_device, seed_everything
+from .common import CellCheckpoint, NetworkBuffers, alias_of, autocast, cell_loss_network, pick_device, seed_everything
 from .loop import BatchOrder, FitCheckpoint, Trainee, fit
 
 # settings that only change what happens after the warm start
@@ -34,31 +33,29 @@ FINE_TUNE_KEYS = ("steps", "epochs", "eval_every", "test_limit", "lockstep", "pa
 
 
 class PointLosses:
-    """The feature MSE of one loss network at several points, through the library's loss core
-    (:class:`~dpllib.PerceptualLoss` and :func:`~dpllib.loss.feature_distance`): one traced
-    network; a target's features for all points from one truncated pass (to the deepest point),
-    an output's from a pass to its own point only. Inputs are images in [0, 1] (masks as
+    """The feature MSE of one loss network at several points (the cell's
+    :class:`~dpllib.LossNetwork` and :func:`~dpllib.loss.feature_distance`): one traced network;
+    a target's features for all points from one truncated pass (to the deepest point), an
+    output's from a pass to its own point only. Inputs are images in [0, 1] (masks as
     1-channel images). ``network_mode`` 'train': the loss network runs in training mode while
     the models train (``training=True``) and in eval mode when they are validated, as the
-    study's code runs it (see :class:`~dpllib.PerceptualLoss`)."""
+    study's code runs it."""
 
     def __init__(self, cfg: CellConfig, points: list[str], normalization: str, device: torch.device,
                  network_mode: str = "eval"):
         self.points = list(points)
-        self.loss = PerceptualLoss(cfg.network, self.points, weights=cfg.weights, seed=cfg.seed, distance="mse",
-                                   normalization=normalization, grayscale="rgb", check_inputs=False,
-                                   network_mode=network_mode, resize=fixed_input_size(cfg.network)).to(device)
+        self.net = cell_loss_network(cfg, self.points, normalization, network_mode, device)
 
     def target_features(self, images: torch.Tensor, training: bool = False) -> dict[str, torch.Tensor]:
-        self.loss.train(training)
+        self.net.train(training)
         with torch.no_grad():
-            feats = self.loss.features(images.expand(-1, 3, -1, -1).float())
+            feats = self.net.features(images.expand(-1, 3, -1, -1).float())
         return dict(zip(self.points, feats))
 
     def __call__(self, point: str, output: torch.Tensor, target: torch.Tensor, training: bool = False) -> torch.Tensor:
         """The feature MSE at ``point`` between ``output`` images and a target's features."""
-        self.loss.train(training)
-        features = self.loss.features(output.expand(-1, 3, -1, -1).float(), [point])
+        self.net.train(training)
+        features = self.net.features(output.expand(-1, 3, -1, -1).float(), [point])
         return feature_distance(features, [target], "mse")
 
 
@@ -143,7 +140,7 @@ def _sampler(task: Task, losses: PointLosses | None, settings: dict, seed: int) 
             batch["features"] = losses.target_features(batch["target"], training=True)
         return batch
 
-    return batch_at, [order, *task.resumables] + ([NetworkBuffers(losses.loss)] if losses is not None else [])
+    return batch_at, [order, *task.resumables] + ([NetworkBuffers(losses.net)] if losses is not None else [])
 
 
 def warm_start(cfg: CellConfig, settings: dict, task: Task, device: torch.device, progress: bool) -> dict | None:
