@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from . import analysis
-from .registry import get_benchmark
 from .costs import load_point_costs
 from .errors import DplError
 from .narrative import YOURS_MARK, evidence, recommendation_line
+from .registry import get_benchmark
 
 
 def pareto_front(frame: pd.DataFrame, score: str, cost: str, higher_is_better: bool = True) -> pd.Series:

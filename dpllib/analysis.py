@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .registry import Check, get_benchmark
 from .config import BASELINE
 from .errors import DplError
+from .registry import Check, get_benchmark
 
 KEYS = ["benchmark", "network", "weights", "pretrained", "family", "top1", "has_batchnorm", "point",
         "alias", "study_index", "depth", "yours"]

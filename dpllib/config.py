@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .registry import get_benchmark
 from .errors import DplError
+from .registry import get_benchmark
 
 BASELINE = "baseline"  # network name of the no-perceptual-loss control
 

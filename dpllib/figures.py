@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .registry import get_benchmark
 from .config import BASELINE
 from .names import short_name, shown_names
+from .registry import get_benchmark
 
 if TYPE_CHECKING:
     import torch

@@ -22,11 +22,11 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .registry import benchmarks
 from .config import preset_datasets
 from .errors import DplError
 from .files import atomic_write
 from .paths import preset_results_dir, resource, source_checkout
+from .registry import benchmarks
 from .results import read_manifest, source_digest
 
 MATHJAX_PACKAGE = "mathjax@3"

@@ -33,7 +33,7 @@ TEST_NOISE_SEED = 2017  # one noise draw on the test crops, the same for every c
 # are taken at the photos' own resolution; training crops are random ``crop`` px windows of
 # the centre ``source_crop`` px of each training photo.
 BUDGETS = {
-    "smoke": {"network_mode": "eval", "steps": 30, "epochs": None, "warm_steps": 0, "batch_size": 8, "lr": 1e-3,
+    "smoke": {"network_mode": "eval", "steps": 50, "epochs": None, "warm_steps": 0, "batch_size": 8, "lr": 2e-3,
               "train_images": 16, "source_crop": 96, "crop": 32, "test_images": 4, "test_crop": 96, "depth": 4,
               "width": 16, "normalization": "network", "eval_every": 0, "lockstep": True},
     "offline": {"network_mode": "eval", "steps": 100, "epochs": None, "warm_steps": 300, "batch_size": 8, "lr": 2e-4,

@@ -3,9 +3,9 @@ and the device-hours each shipped step-cost measurement implies."""
 
 from __future__ import annotations
 
-from ..registry import get_benchmark
 from ..config import BASELINE, CellConfig, entry_weights, training_steps
 from ..paths import shipped_measurements
+from ..registry import get_benchmark
 from .presets import cells, entry_points
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from ..registry import get_benchmark
 from ..config import BASELINE, CellConfig, entry_weights, preset_datasets
 from ..errors import DplError
+from ..registry import get_benchmark
 from ..results import cell_id
 
 

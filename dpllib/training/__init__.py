@@ -9,9 +9,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..registry import get_benchmark
 from ..config import BASELINE, CellConfig
 from ..paths import results_root
+from ..registry import get_benchmark
 from ..results import record_path as default_record_path
 from ..results import write_record
 
