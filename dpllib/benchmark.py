@@ -52,6 +52,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dpllib.benchmark' has no attribute {name!r}")
 
 
-__all__ = ["BASELINE", "Benchmark", "CellConfig", "Check", "DataSet", "Deviation", "DplError", "Metric", "UnavailableError",
-           "ReferenceFigure", "Study", "make_record", "register", "row", "steps_per_epoch", "training_steps",
-           *_LAZY, *_MODULES]
+__all__ = ["BASELINE", "Benchmark", "CellConfig", "Check", "DataSet", "Deviation", "DplError", "Metric",
+           "ReferenceFigure", "Study", "UnavailableError", "make_record", "register", "row", "steps_per_epoch",
+           "training_steps", *_LAZY, *_MODULES]
