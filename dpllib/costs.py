@@ -77,7 +77,7 @@ def measure_point_costs(network: str | LossNetwork, points: Sequence[str] | None
             memory = _saved_for_backward(lambda: net.features(x.clone().requires_grad_(True), only))
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             net.features(x[:1], only)
-        truncated = net.extractor.truncated(only)  # the network up to the point
+        truncated = net.extractor_of(only, x.device)  # the network up to the point (the view measured above)
         params = sum(p.numel() for p in truncated.parameters())
         rows.append({"network": net.network, "point": point.module, "ms_per_image": 1000 * min(times) / batch,
                      "memory_mb": memory / batch / 2**20, "gmacs": counter.get_total_flops() / 2e9, "params": params})

@@ -56,8 +56,8 @@ def authors_script(benchmark: str) -> str:
     :data:`SHARED_SCRIPT` for the rows of "all"); '-' outside the study."""
     if benchmark == "all":
         return SHARED_SCRIPT
-    study = benchmarks()[benchmark].study if benchmark in benchmarks() else None
-    return study.authors_script if study else "-"
+    descriptor = benchmarks().get(benchmark)
+    return descriptor.study.authors_script if descriptor and descriptor.study else "-"
 
 
 def authors_file(row: Deviation) -> str:
